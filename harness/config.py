@@ -1,0 +1,314 @@
+"""Config: pydantic models for scenario files, SLA policies and backends (all `extra="forbid"`).
+
+`load_scenario` and `load_sla` turn YAML into validated models or raise ConfigError with one line
+naming the file, the key and the fix. The metric catalog (name → direction, unit) lives here so
+that policies are validated against the same names scoring computes.
+"""
+
+from __future__ import annotations
+
+import difflib
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+# Where shipped SLA policies live (resolved relative to the repo / working directory).
+SLA_DIR = Path("scenarios") / "sla"
+
+
+class ConfigError(Exception):
+    """A bad scenario, policy or flag: the message is one line naming the problem and the fix."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------- metrics catalog
+
+# metric → (better, unit, description). "lower": smaller is better; "higher": larger is better.
+METRICS: dict[str, tuple[str, str, str]] = {
+    "ttft_s": ("lower", "s", "time to first token"),
+    "tpot_s": ("lower", "s", "time per output token after the first, per request"),
+    "itl_s": ("lower", "s", "inter-token latency, every gap between streamed chunks"),
+    "e2e_s": ("lower", "s", "end-to-end request latency"),
+    "request_rate_rps": ("higher", "req/s", "completed requests per second"),
+    "output_token_rate_tps": ("higher", "tok/s", "output tokens per second"),
+    "total_token_rate_tps": ("higher", "tok/s", "prompt + output tokens per second"),
+    "goodput_rps": ("higher", "req/s", "requests per second meeting every per-request SLO"),
+    "error_rate_pct": ("lower", "%", "failed requests as a percentage of all requests"),
+    "gpu_utilization_pct": ("higher", "%", "NVML GPU utilization (kernel-busy time share)"),
+    "queue_depth": ("lower", "requests", "requests waiting in the server queue"),
+}
+DISTRIBUTION_METRICS = {"ttft_s", "tpot_s", "itl_s", "e2e_s"}
+GAUGE_METRICS = {"gpu_utilization_pct", "queue_depth"}
+Stat = Literal["p50", "p90", "p95", "p99", "p99.9", "mean", "max", "min", "value"]
+
+
+class SlaRow(_Model):
+    metric: str
+    stat: Stat = "value"
+    target: float
+    alert: float
+    hard: bool = True  # gates (FAIL ends CI) vs advisory (informs only)
+    label: str | None = None
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, v: str) -> str:
+        if v not in METRICS:
+            hint = difflib.get_close_matches(v, METRICS, n=1)
+            extra = f" (did you mean '{hint[0]}'?)" if hint else ""
+            raise ValueError(f"unknown metric '{v}'{extra}; known: {', '.join(METRICS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> "SlaRow":
+        better = METRICS[self.metric][0]
+        if self.metric in DISTRIBUTION_METRICS and self.stat == "value":
+            raise ValueError(f"metric '{self.metric}' is a distribution: set stat to p50/p90/p95/p99/p99.9/mean/max")
+        if self.metric not in DISTRIBUTION_METRICS | GAUGE_METRICS and self.stat != "value":
+            raise ValueError(f"metric '{self.metric}' is a single value: use stat 'value' (or omit stat)")
+        if better == "lower" and self.alert < self.target:
+            raise ValueError(f"{self.metric}: lower is better, so alert ({self.alert}) must be >= target ({self.target})")
+        if better == "higher" and self.alert > self.target:
+            raise ValueError(f"{self.metric}: higher is better, so alert ({self.alert}) must be <= target ({self.target})")
+        return self
+
+    @property
+    def better(self) -> str:
+        return METRICS[self.metric][0]
+
+    @property
+    def title(self) -> str:
+        if self.label:
+            return self.label
+        return self.metric if self.stat == "value" else f"{self.metric} {self.stat}"
+
+
+class SlaPolicy(_Model):
+    name: str
+    description: str = ""
+    rows: list[SlaRow] = Field(min_length=1)
+
+
+# ---------------------------------------------------------------- backends
+
+class SimBackend(_Model):
+    """The built-in simulated server (`slabench sim serve`), launched as a child process."""
+
+    type: Literal["sim"] = "sim"
+    flavor: Literal["vllm", "tgi"] = "vllm"
+    model: str = "llama-3-8b"
+    gpu: str = "a100-80gb"
+    quantization: str = "fp16"
+    tensor_parallel_size: int = Field(1, ge=1)
+    seed: int = 0
+    speed: float = Field(1.0, gt=0)
+    fixed_ttft_ms: float | None = Field(None, ge=0)
+    fixed_itl_ms: float | None = Field(None, ge=0)
+    max_num_seqs: int | None = Field(None, ge=1)
+    max_model_len: int | None = Field(None, ge=16)
+    extra_args: list[str] = []
+    startup_timeout_s: float = Field(60, gt=0)
+
+    @model_validator(mode="after")
+    def _fixed_pair(self) -> "SimBackend":
+        if (self.fixed_ttft_ms is None) != (self.fixed_itl_ms is None):
+            raise ValueError("set both fixed_ttft_ms and fixed_itl_ms (calibration mode) or neither")
+        return self
+
+
+class ExternalBackend(_Model):
+    """An already-running OpenAI- or TGI-compatible server; nothing is launched."""
+
+    type: Literal["external"] = "external"
+    url: str
+    model: str | None = None  # served model name; asked from /v1/models when not set
+    api_key_env: str | None = None  # name of the environment variable holding the API key
+    startup_timeout_s: float = Field(10, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError(f"url '{v}' must start with http:// or https://")
+        return v.rstrip("/")
+
+
+BackendConfig = Annotated[Union[SimBackend, ExternalBackend], Field(discriminator="type")]
+
+
+# ---------------------------------------------------------------- load and workload
+
+class TokenDist(_Model):
+    """A token-length distribution; a bare integer in YAML means `fixed`."""
+
+    dist: Literal["fixed", "uniform", "normal", "lognormal"] = "fixed"
+    value: int | None = Field(None, ge=1)
+    min: int = Field(1, ge=1)
+    max: int | None = Field(None, ge=1)
+    mean: float | None = Field(None, gt=0)
+    stddev: float | None = Field(None, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        if isinstance(v, int) and not isinstance(v, bool):
+            return {"dist": "fixed", "value": v}
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> "TokenDist":
+        need = {"fixed": ["value"], "uniform": ["max"], "normal": ["mean", "stddev"], "lognormal": ["mean", "stddev"]}
+        missing = [k for k in need[self.dist] if getattr(self, k) is None]
+        if missing:
+            raise ValueError(f"dist '{self.dist}' needs {', '.join(missing)}")
+        if self.max is not None and self.max < self.min:
+            raise ValueError(f"max ({self.max}) must be >= min ({self.min})")
+        return self
+
+
+class LoadConfig(_Model):
+    api: Literal["openai-chat", "openai-completions", "tgi-generate-stream"] = "openai-chat"
+    users: int = Field(8, ge=1, le=10000)
+    spawn_rate: float | None = Field(None, gt=0)  # users started per second; default: all at once
+    duration_s: float = Field(30, gt=0)
+    max_requests: int | None = Field(None, ge=1)
+    warmup_s: float = Field(0, ge=0)  # recorded, excluded from scoring
+    cooldown_s: float = Field(0, ge=0)  # recorded, excluded from scoring
+    think_time_s: float = Field(0, ge=0)
+    timeout_s: float = Field(120, gt=0)
+
+    @model_validator(mode="after")
+    def _windows(self) -> "LoadConfig":
+        if self.warmup_s + self.cooldown_s >= self.duration_s:
+            raise ValueError(
+                f"warmup_s + cooldown_s ({self.warmup_s + self.cooldown_s:g}) must be shorter than duration_s ({self.duration_s:g})"
+            )
+        return self
+
+
+class WorkloadConfig(_Model):
+    prompt_tokens: TokenDist = TokenDist(value=128)
+    output_tokens: TokenDist = TokenDist(value=128)
+    seed: int = 0
+
+
+class CostConfig(_Model):
+    gpu_price_usd_per_hour: float | None = Field(None, ge=0)  # default: the guide's table by GPU
+    price_set_on: date | None = None
+    gpu_count: int | None = Field(None, ge=1)  # default: tensor_parallel_size of a sim backend, else 1
+    gpu: str | None = None  # GPU id for the price lookup when the backend does not say
+
+
+class Scenario(_Model):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+    backend: BackendConfig = SimBackend()
+    load: LoadConfig = LoadConfig()
+    workload: WorkloadConfig = WorkloadConfig()
+    sla: Union[str, SlaPolicy] = "guide"
+    cost: CostConfig = CostConfig()
+
+
+# ---------------------------------------------------------------- loading with one-line errors
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The field names valid at `loc` inside `model` (for 'did you mean' hints)."""
+    cur: Any = [model]
+    for part in loc[:-1]:
+        if isinstance(part, int) or not cur:
+            continue
+        fld = next((m.model_fields[part] for m in cur if part in m.model_fields), None)
+        if fld is None:
+            return []
+        ann = fld.annotation
+        models = [c for cand in (ann, *getattr(ann, "__args__", ()))
+                  for c in (cand, *getattr(cand, "__args__", ()))
+                  if isinstance(c, type) and issubclass(c, BaseModel)]
+        cur = models
+    names: list[str] = []
+    for m in cur if isinstance(cur, list) else [cur]:
+        names += [n for n in getattr(m, "model_fields", {}) if n not in names]
+    return names
+
+
+_UNION_BRANCHES = {"sim", "external", "str", "SlaPolicy"}
+
+
+def format_validation_error(source: str, err: ValidationError, model: type[BaseModel]) -> str:
+    """First pydantic error as one line: `FILE: key.path: problem (fix)`."""
+    errors = err.errors()
+    # For `str | Model` unions, the branch that failed on type alone is the less useful message.
+    e = next((x for x in errors if x["type"] != "string_type"), errors[0])
+    loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p in _UNION_BRANCHES))
+    path = ".".join(str(p) for p in loc) or "(top level)"
+    if e["type"] == "extra_forbidden":
+        key = str(loc[-1])
+        hint = difflib.get_close_matches(key, _fields_at(model, loc), n=1)
+        fix = f"did you mean '{hint[0]}'?" if hint else "remove it"
+        return f"{source}: unknown key '{path}' ({fix})"
+    if e["type"] == "union_tag_invalid":
+        ctx = e.get("ctx", {})
+        return f"{source}: {path}.type: unknown backend type {ctx.get('tag')!r} (use one of {ctx.get('expected_tags')})"
+    msg = e["msg"].removeprefix("Value error, ")
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 and e is errors[0] else ""
+    return f"{source}: {path}: {msg}{more}"
+
+
+def _read_yaml(path: Path) -> Any:
+    if not path.exists():
+        raise ConfigError(f"{path}: file not found (check the path)")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+
+
+def parse_scenario(data: Any, source: str = "scenario") -> Scenario:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a scenario must be a YAML mapping with at least 'name'")
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(source, exc, Scenario)) from None
+
+
+def load_scenario(path: Path | str) -> Scenario:
+    p = Path(path)
+    return parse_scenario(_read_yaml(p), str(p))
+
+
+def load_sla(ref: str | Path | SlaPolicy, search_dirs: tuple[Path, ...] = ()) -> SlaPolicy:
+    """An SLA policy from a model, a file path, or a shipped name ('guide' → scenarios/sla/guide.yaml)."""
+    if isinstance(ref, SlaPolicy):
+        return ref
+    p = Path(ref)
+    candidates = [p] if p.suffix in {".yaml", ".yml"} else []
+    for d in (*search_dirs, SLA_DIR, Path(__file__).resolve().parent.parent / SLA_DIR):
+        candidates += [d / f"{ref}.yaml", d / str(ref)]
+    for c in candidates:
+        if c.is_file():
+            data = _read_yaml(c)
+            try:
+                return SlaPolicy.model_validate(data)
+            except ValidationError as exc:
+                raise ConfigError(format_validation_error(str(c), exc, SlaPolicy)) from None
+    raise ConfigError(f"SLA policy '{ref}' not found: give a .yaml path or a name from {SLA_DIR}/")
+
+
+def resolve_scenario(scn: Scenario, sla_override: str | None = None, base_dir: Path | None = None) -> Scenario:
+    """Return a copy whose `sla` is an inline policy (so the saved scenario.yaml is self-contained)."""
+    dirs = (base_dir / "sla", base_dir) if base_dir else ()
+    policy = load_sla(sla_override if sla_override is not None else scn.sla, dirs)
+    return scn.model_copy(update={"sla": policy})
+
+
+def scenario_to_yaml(scn: Scenario) -> str:
+    return yaml.safe_dump(scn.model_dump(mode="json", exclude_none=True), sort_keys=False)
