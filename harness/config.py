@@ -214,6 +214,14 @@ class Scenario(_Model):
     sla: Union[str, SlaPolicy] = "guide"
     cost: CostConfig = CostConfig()
 
+    @field_validator("backend", mode="before")
+    @classmethod
+    def _default_backend_type(cls, v: Any) -> Any:
+        # `backend:` without `type:` means the simulated backend, the default everywhere else too.
+        if isinstance(v, dict) and "type" not in v:
+            return {"type": "sim", **v}
+        return v
+
 
 # ---------------------------------------------------------------- loading with one-line errors
 

@@ -1,0 +1,28 @@
+# slabench: two commands from a fresh clone — `make demo` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install demo test bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Runs the demo scenario on the simulated backend and writes reports/demo-<UTC time>/report.html.
+demo: install
+	$(BIN)/slabench run scenarios/demo.yaml
+
+test: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# Speed and capacity figures (never timed in unit tests).
+bench: install
+	$(BIN)/python scripts/bench.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,59 @@
+"""The simulated backend: launches `python -m harness.sim serve` on a free port and waits for it.
+
+The sim prints `... on http://127.0.0.1:PORT` once listening; readiness is then /health = 200
+and the served model listed, exactly as for a real vLLM or TGI server.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from harness.backends.base import Backend
+from harness.backends.process import ChildProcess
+from harness.backends.probe import served_model, wait_healthy
+from harness.config import SimBackend as SimConfig
+
+LISTEN_RX = r"slabench-sim: serving .* on (http://[\d.]+:\d+)"
+
+
+def sim_argv(cfg: SimConfig) -> list[str]:
+    argv = [sys.executable, "-m", "harness.sim", "serve", "--flavor", cfg.flavor, "--model", cfg.model,
+            "--gpu", cfg.gpu, "--quantization", cfg.quantization,
+            "--tensor-parallel-size", str(cfg.tensor_parallel_size), "--host", "127.0.0.1", "--port", "0",
+            "--seed", str(cfg.seed), "--speed", str(cfg.speed)]
+    if cfg.fixed_ttft_ms is not None:
+        argv += ["--fixed-ttft-ms", str(cfg.fixed_ttft_ms), "--fixed-itl-ms", str(cfg.fixed_itl_ms)]
+    if cfg.max_num_seqs is not None and cfg.flavor == "vllm":
+        argv += ["--max-num-seqs", str(cfg.max_num_seqs)]
+    if cfg.max_model_len is not None and cfg.flavor == "vllm":
+        argv += ["--max-model-len", str(cfg.max_model_len)]
+    return argv + list(cfg.extra_args)
+
+
+class SimProcessBackend(Backend):
+    def __init__(self, cfg: SimConfig, log_path: Path):
+        self.cfg = cfg
+        self.child = ChildProcess(sim_argv(cfg), log_path)
+
+    def start(self) -> None:
+        self.child.start()
+
+    def wait_ready(self) -> None:
+        m = self.child.wait_for_log(LISTEN_RX, self.cfg.startup_timeout_s)
+        self.url = m.group(1)
+        wait_healthy(self.url, self.cfg.startup_timeout_s, alive=self.child.death_message)
+        self.model = served_model(self.url) or self.cfg.model
+
+    def stop(self) -> None:
+        self.child.stop()
+
+    def poll_crash(self) -> str | None:
+        return self.child.death_message()
+
+    def describe(self) -> dict:
+        c = self.cfg
+        return {"type": "sim", "flavor": c.flavor, "command": self.child.argv, "url": self.url,
+                "model": self.model or c.model, "gpu": c.gpu, "gpu_count": c.tensor_parallel_size,
+                "quantization": c.quantization, "simulated": True,
+                "calibration_mode": c.fixed_ttft_ms is not None}

@@ -1,0 +1,107 @@
+"""Command line: parse → run → exit code. Nothing else lives here.
+
+Exit codes: 0 ran (and with --gate no SLA row at FAIL); 1 --gate and a hard row FAILed;
+2 usage, scenario or harness error (one line on stderr); 130 interrupted (reports still written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_GATE_FAIL, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="slabench", description="Load-test an LLM server and score it against an SLA.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a scenario end to end and write its reports")
+    run.add_argument("scenario", type=Path, help="scenario YAML file (see scenarios/)")
+    run.add_argument("--out", type=Path, help="run folder to write (default reports/<scenario>-<UTC time>/)")
+    run.add_argument("--sla", help="SLA policy file or name in scenarios/sla/ (replaces the scenario's)")
+    run.add_argument("--gate", action="store_true", help="exit 1 when any hard SLA row is FAIL")
+    run.add_argument("--target", help="use this running OpenAI/TGI-compatible server instead of launching one")
+
+    rep = sub.add_parser("report", help="re-render every report of a saved run folder")
+    rep.add_argument("run_dir", type=Path)
+    rep.add_argument("--gate", action="store_true", help="exit 1 when any hard SLA row is FAIL")
+
+    sim = sub.add_parser("sim", help="the simulated vLLM/TGI server (`slabench sim serve --help`)", add_help=False)
+    sim.add_argument("sim_args", nargs=argparse.REMAINDER)
+    return p
+
+
+def _gate_code(summary: dict, gate: bool) -> int:
+    overall = (summary.get("sla") or {}).get("overall")
+    return EXIT_GATE_FAIL if gate and overall == "FAIL" else EXIT_OK
+
+
+def _sigterm_as_interrupt(*_a) -> None:
+    raise KeyboardInterrupt
+
+
+def cmd_run(args) -> int:
+    from harness.report import sla_table_text
+    from harness.runner import execute
+
+    outcome = execute(args.scenario, out=args.out, sla=args.sla, target=args.target,
+                      echo=lambda s: print(s, flush=True))
+    print(sla_table_text(outcome.summary))
+    print(f"run folder: {outcome.run_dir}")
+    print(f"report: {outcome.reports.get('report.html', outcome.run_dir / 'report.html')}")
+    if outcome.load_reason != "completed":
+        print(f"warning: load ended early ({outcome.load_reason}); partial results were scored", file=sys.stderr)
+    if outcome.interrupted:
+        return EXIT_INTERRUPTED
+    return _gate_code(outcome.summary, args.gate)
+
+
+def cmd_report(args) -> int:
+    import json
+
+    from harness.report import sla_table_text, write_reports
+
+    paths = write_reports(args.run_dir)
+    summary = json.loads(Path(paths["summary.json"]).read_text(encoding="utf-8"))
+    print(sla_table_text(summary))
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    return _gate_code(summary, args.gate)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "sim":  # delegate untouched, so `slabench sim serve --help` is the sim's own
+        from harness.sim.cli import main as sim_main
+
+        return sim_main(argv[1:])
+    args = _parser().parse_args(argv)
+    from harness.backends import BackendError
+    from harness.config import ConfigError
+    from harness.runner import HarnessError
+
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    try:
+        return cmd_run(args) if args.command == "run" else cmd_report(args)
+    except (ConfigError, HarnessError) as exc:
+        print(f"slabench: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except BackendError as exc:
+        first, _, rest = str(exc).partition("\n")
+        print(f"slabench: error: {first}", file=sys.stderr)
+        if rest:
+            print(rest.rstrip(), file=sys.stderr)
+        return EXIT_ERROR
+    except FileNotFoundError as exc:
+        print(f"slabench: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("slabench: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

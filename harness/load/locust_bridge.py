@@ -1,0 +1,228 @@
+"""The Locust bridge: the only harness module that imports locust/gevent.
+
+Locustfiles in `loadtests/` import a user class from here. Each user streams one request per
+task, times the bytes as they arrive, turns the stream into a RequestRecord (harness.load.streams)
+and appends it to `requests.jsonl`; Locust's own stats get the same request with E2E as its time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+import gevent
+from locust import FastHttpUser, constant, events, task
+from locust.exception import StopUser
+
+from harness.config import LoadConfig, WorkloadConfig
+from harness.load.sse import SSEParser
+from harness.load.streams import ACCUMULATORS, error_message
+from harness.load.workload import PromptSource, request_body
+from harness.records import RecordWriter
+
+READ_BLOCK_BYTES = 65536
+
+
+class BridgeState:
+    """Per-process run state shared by all users: config, the record writer, request counters."""
+
+    def __init__(self, cfg: dict, environment):
+        self.cfg = cfg
+        self.api: str = cfg.get("api", "openai-chat")
+        self.model: str | None = cfg.get("model")
+        self.workload = WorkloadConfig.model_validate(cfg.get("workload", {}))
+        self.load = LoadConfig.model_validate(cfg.get("load", {}))
+        self.writer = RecordWriter(cfg["records_path"])
+        self.meta_path = cfg.get("locust_meta_path")
+        key_env = cfg.get("api_key_env")
+        self.api_key = os.environ.get(key_env) if key_env else None
+        self.environment = environment
+        self.issued = 0
+        self.completed = 0
+        self.next_stream = 0
+        self.load_start_s: float | None = None
+        self.load_start_unix_s: float | None = None
+
+    def take_slot(self) -> bool:
+        """Count one more request, or say the max_requests limit has been reached."""
+        cap = self.load.max_requests
+        if cap is not None and self.issued >= cap:
+            return False
+        self.issued += 1
+        return True
+
+    def record(self, rec) -> None:
+        self.writer.write(rec)
+        self.completed += 1
+        cap = self.load.max_requests
+        if cap is not None and self.completed >= cap and self.environment.runner is not None:
+            gevent.spawn(self.environment.runner.quit)
+
+    def write_meta(self) -> None:
+        if not self.meta_path:
+            return
+        meta = {"load_start_s": self.load_start_s, "load_start_unix_s": self.load_start_unix_s,
+                "load_end_s": time.perf_counter(), "issued": self.issued, "completed": self.completed}
+        Path(self.meta_path).write_text(json.dumps(meta), encoding="utf-8")
+
+
+@events.init_command_line_parser.add_listener
+def _add_arguments(parser):
+    parser.add_argument("--slabench-config", type=str, env_var="SLABENCH_CONFIG", default="",
+                        help="JSON written by `slabench run` (api, model, workload, load, records_path)")
+
+
+@events.init.add_listener
+def _on_init(environment, **_kw):
+    path = getattr(environment.parsed_options, "slabench_config", "") if environment.parsed_options else ""
+    if path:
+        cfg = json.loads(Path(path).read_text(encoding="utf-8"))
+    else:  # run by hand: `locust -f loadtests/openai_chat.py --host URL`
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        cfg = {"records_path": f"reports/locust-{stamp}/requests.jsonl"}
+    environment.slabench = BridgeState(cfg, environment)
+    timeout_s = environment.slabench.load.timeout_s
+    for cls in (OpenAIChatUser, OpenAICompletionsUser, TGIStreamUser):
+        cls.network_timeout = timeout_s
+        cls.connection_timeout = min(timeout_s, 10.0)
+        cls.wait_time = constant(environment.slabench.load.think_time_s)
+
+
+@events.test_start.add_listener
+def _on_start(environment, **_kw):
+    st = getattr(environment, "slabench", None)
+    if st is not None and st.load_start_s is None:
+        st.load_start_s = time.perf_counter()
+        st.load_start_unix_s = time.time()
+
+
+@events.test_stop.add_listener
+def _on_stop(environment, **_kw):
+    st = getattr(environment, "slabench", None)
+    if st is not None:
+        st.writer.flush()
+        st.write_meta()
+
+
+@events.quitting.add_listener
+def _on_quit(environment, **_kw):
+    st = getattr(environment, "slabench", None)
+    if st is not None:
+        st.writer.close()
+
+
+def _read_some(raw) -> bytes:
+    """Whatever body bytes have arrived (at least one byte, b'' at end of message).
+
+    geventhttpclient's public `read(n)` blocks until n bytes or the end, which would delay every
+    chunk of a stream; this reads one socket block at a time and returns as soon as the parser
+    has body bytes, so the timestamp taken after it is when the token arrived.
+    """
+    buf = getattr(raw, "_body_buffer", None)
+    if buf is None:  # unknown geventhttpclient internals: fall back to one SSE event at a time
+        return raw.readline(b"\n\n")
+    while not buf:
+        if raw.message_complete or raw._sock is None:
+            return b""
+        data = raw._sock.recv(READ_BLOCK_BYTES)
+        if not data:
+            raise ConnectionResetError("connection closed mid-stream")
+        raw.feed(data)
+    out = bytes(buf)
+    del buf[:]
+    return out
+
+
+class _LLMUser(FastHttpUser):
+    abstract = True
+    api = ""
+
+    def on_start(self) -> None:
+        st: BridgeState = self.environment.slabench
+        self.prompts = PromptSource(st.workload, stream=st.next_stream)
+        self.user_name = f"{socket.gethostname()}-{os.getpid()}-{st.next_stream}"
+        st.next_stream += 1
+        self.seq = 0
+        self.headers = {"Content-Type": "application/json", "Accept": "text/event-stream",
+                        "Accept-Encoding": "identity"}
+        if st.api_key:
+            self.headers["Authorization"] = f"Bearer {st.api_key}"
+
+    @task
+    def stream_one(self) -> None:
+        st: BridgeState = self.environment.slabench
+        if not st.take_slot():
+            raise StopUser()
+        spec = self.prompts.next()
+        path, body, forced = request_body(self.api, st.model, spec)
+        payload = json.dumps(body).encode()
+        self.seq += 1
+        sent_unix_s = time.time()
+        sent_s = time.perf_counter()
+        acc = ACCUMULATORS[self.api](f"{self.user_name}-{self.seq}", sent_s, spec.output_tokens, forced,
+                                     sent_unix_s=sent_unix_s, user=self.user_name)
+        rec = None
+        try:
+            with gevent.Timeout(st.load.timeout_s, TimeoutError(f"no complete response in {st.load.timeout_s:g} s")):
+                with self.client.request("POST", path, data=payload, headers=self.headers, stream=True,
+                                         catch_response=True, name=path) as resp:
+                    rec = self._consume(resp, acc)
+                    resp.request_meta["response_time"] = (rec.end_s - rec.sent_s) * 1000
+                    if rec.ok:
+                        resp.success()
+                    else:
+                        resp.failure(f"{rec.error_type}: {rec.error}")
+        except TimeoutError as exc:
+            rec = acc.finish(time.perf_counter(), acc.rec.status, ("timeout", str(exc)))
+        except (ConnectionError, OSError) as exc:
+            kind = "connect" if acc.rec.status == 0 else "stream_error"
+            rec = acc.finish(time.perf_counter(), acc.rec.status, (kind, f"{type(exc).__name__}: {exc}"))
+        st.record(rec)
+
+    def _consume(self, resp, acc):
+        """Read one response to its end; every failure becomes data on the record."""
+        status = resp.status_code or 0
+        acc.rec.status = status
+        if status == 0:
+            err = getattr(resp, "error", None)
+            kind = "timeout" if isinstance(err, (socket.timeout, TimeoutError)) else "connect"
+            return acc.finish(time.perf_counter(), 0, (kind, f"{type(err).__name__}: {err}"))
+        if status != 200:
+            try:
+                text = resp.content or b""
+            except Exception as exc:  # body unreadable: the status still says what happened
+                text = str(exc).encode()
+            rec = acc.finish(time.perf_counter(), status)
+            rec.error = f"HTTP {status}: {error_message(text)}"
+            return rec
+        raw = resp._response
+        parser = SSEParser()
+        while True:
+            block = _read_some(raw)
+            t_s = time.perf_counter()  # taken when the bytes arrived, before any parsing
+            if not block:
+                acc.feed(parser.close(), t_s)
+                break
+            acc.feed(parser.feed(block), t_s)
+        return acc.finish(time.perf_counter(), status)
+
+
+class OpenAIChatUser(_LLMUser):
+    """Streams POST /v1/chat/completions (vLLM, TGI's Messages API, any OpenAI-compatible server)."""
+
+    api = "openai-chat"
+
+
+class OpenAICompletionsUser(_LLMUser):
+    """Streams POST /v1/completions."""
+
+    api = "openai-completions"
+
+
+class TGIStreamUser(_LLMUser):
+    """Streams TGI's native POST /generate_stream."""
+
+    api = "tgi-generate-stream"

@@ -1,0 +1,91 @@
+"""Drives Locust headless as a child process (gevent never enters the harness process).
+
+Writes the run's load settings to `load.json`, starts `locust -f loadtests/<api>.py`, prints a
+progress line every 2 s from the records it appends, and stops it cleanly on time, on a
+backend crash or on Ctrl-C. Locust's own stats go to `locust.log` and `locust.html`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from harness.backends.process import ChildProcess
+from harness.config import Scenario
+from harness.load.progress import ProgressTail
+from harness.records import REQUESTS_FILE
+
+LOCUSTFILES = {
+    "openai-chat": "openai_chat.py",
+    "openai-completions": "openai_completions.py",
+    "tgi-generate-stream": "tgi_generate_stream.py",
+}
+LOADTESTS_DIR = Path(__file__).resolve().parents[2] / "loadtests"
+LOCUST_META = "locust_meta.json"
+STARTUP_SLACK_S = 30.0  # Locust's own start (imports, spawning) on a slow 2-core machine
+
+
+@dataclass
+class LoadOutcome:
+    exit_code: int | None
+    reason: str  # "completed", "interrupted", "backend crashed: ...", "locust failed ..."
+    locust_meta: dict
+
+
+def locust_argv(scn: Scenario, url: str, run_dir: Path, config_path: Path) -> list[str]:
+    load = scn.load
+    spawn = load.spawn_rate if load.spawn_rate is not None else load.users
+    stop_timeout_s = min(load.timeout_s, 60.0)  # let in-flight requests finish and be recorded
+    return [sys.executable, "-m", "locust", "-f", str(LOADTESTS_DIR / LOCUSTFILES[load.api]), "--headless",
+            "-u", str(load.users), "-r", f"{spawn:g}", "-t", f"{math.ceil(load.duration_s)}s",
+            "--stop-timeout", f"{stop_timeout_s:g}", "--host", url, "--only-summary",
+            "--html", str(run_dir / "locust.html"), "--slabench-config", str(config_path)]
+
+
+def run_load(scn: Scenario, url: str, model: str | None, run_dir: Path, api_key_env: str | None = None,
+             crashed: Callable[[], str | None] = lambda: None, echo: Callable[[str], None] = print,
+             progress_every_s: float = 2.0) -> LoadOutcome:
+    """Run the scenario's traffic against `url`; records land in run_dir/requests.jsonl."""
+    config_path = run_dir / "load.json"
+    cfg = {"api": scn.load.api, "model": model, "workload": scn.workload.model_dump(mode="json"),
+           "load": scn.load.model_dump(mode="json"), "records_path": str(run_dir / REQUESTS_FILE),
+           "locust_meta_path": str(run_dir / LOCUST_META), "api_key_env": api_key_env}
+    config_path.write_text(json.dumps(cfg, indent=1), encoding="utf-8")
+    child = ChildProcess(locust_argv(scn, url, run_dir, config_path), run_dir / "locust.log",
+                         stop_grace_s=min(scn.load.timeout_s, 60.0) + 5)
+    tail = ProgressTail(run_dir / REQUESTS_FILE)
+    total_s = scn.load.duration_s
+    deadline_s = total_s + min(scn.load.timeout_s, 60.0) + STARTUP_SLACK_S
+    t0 = time.perf_counter()
+    next_print = t0 + progress_every_s
+    reason = "completed"
+    child.start()
+    try:
+        while child.exited() is None:
+            now = time.perf_counter()
+            dead = crashed()
+            if dead:
+                reason = f"backend crashed: {dead.splitlines()[0]}"
+                break
+            if now - t0 > deadline_s:
+                reason = f"locust did not finish within {deadline_s:.0f} s; stopped"
+                break
+            if now >= next_print:
+                tail.poll()
+                echo(tail.line(now - t0, total_s))
+                next_print += progress_every_s
+            time.sleep(0.05)
+    except KeyboardInterrupt:
+        reason = "interrupted"  # records so far are kept and scored; the caller reports it
+    finally:
+        rc = child.stop()  # SIGTERM lets Locust flush its records and write its report
+        if reason == "completed" and rc not in (0, 1):  # 1 = some requests failed: data, not a crash
+            reason = f"locust exited with code {rc}; see locust.log"
+    meta_path = run_dir / LOCUST_META
+    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
+    return LoadOutcome(rc, reason, meta)

@@ -1,0 +1,65 @@
+"""Live progress: tails requests.jsonl as Locust appends it and summarises the run so far.
+
+Reads only the bytes added since the last poll (never the whole file again), so a long run's
+progress line costs the same every 2 s. Pure apart from reading the file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+
+
+class ProgressTail:
+    def __init__(self, path: Path, window: int = 2000):
+        self.path = Path(path)
+        self._offset = 0
+        self._partial = b""
+        self.completed = 0
+        self.errors = 0
+        self.ttft_s: deque[float] = deque(maxlen=window)  # recent TTFTs: percentiles "so far" stay cheap
+        self._history: deque[tuple[float, int]] = deque(maxlen=64)
+
+    def poll(self) -> int:
+        """Read new complete lines; returns how many records arrived."""
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self._offset)
+                data = fh.read()
+        except FileNotFoundError:
+            return 0
+        self._offset += len(data)
+        data = self._partial + data
+        lines = data.split(b"\n")
+        self._partial = lines.pop()
+        n = 0
+        for line in lines:
+            if not line:
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            n += 1
+            self.completed += 1
+            if not rec.get("ok"):
+                self.errors += 1
+            elif rec.get("ttft_s") is not None:
+                self.ttft_s.append(rec["ttft_s"])
+        return n
+
+    def line(self, elapsed_s: float, total_s: float) -> str:
+        """One status line: elapsed/total, completions and their rate, errors, TTFT p50/p99."""
+        self._history.append((elapsed_s, self.completed))
+        t_old, n_old = self._history[0]
+        rate = (self.completed - n_old) / (elapsed_s - t_old) if elapsed_s > t_old else 0.0
+        if self.ttft_s:
+            p50, p99 = np.percentile(np.fromiter(self.ttft_s, float), [50, 99]) * 1000
+            ttft = f"TTFT p50 {p50:.0f} ms p99 {p99:.0f} ms"
+        else:
+            ttft = "TTFT -"
+        return (f"[{elapsed_s:5.0f}/{total_s:.0f} s] done {self.completed} ({rate:.1f} req/s) "
+                f"errors {self.errors} {ttft}")

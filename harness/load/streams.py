@@ -1,0 +1,201 @@
+"""Stream accounting: turn timed SSE payloads of one request into a RequestRecord.
+
+Pure (no I/O): the caller stamps each block of payloads with the monotonic time its bytes
+arrived. One accumulator per API shape: OpenAI chat, OpenAI completions, TGI generate_stream.
+TTFT is the first chunk that carries generated text; ITL is every gap between such chunks.
+"""
+
+from __future__ import annotations
+
+import json
+
+from harness.records import RequestRecord
+from harness.load.sse import DONE
+
+MAX_ERROR_CHARS = 300
+
+
+def classify_status(status: int) -> str | None:
+    """HTTP status → error class (None for success)."""
+    if status == 0:
+        return "connect"
+    if status == 429:
+        return "overloaded_429"
+    if status == 503:
+        return "overloaded_503"
+    if 400 <= status < 500:
+        return "http_4xx"
+    if status >= 500:
+        return "http_5xx"
+    return None
+
+
+def error_message(body: bytes | str) -> str:
+    """The human message inside a vLLM, TGI or plain-text error body, cut to one short line."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    msg = text
+    try:
+        obj = json.loads(text)
+        err = obj.get("error", obj) if isinstance(obj, dict) else obj
+        if isinstance(err, dict):
+            msg = str(err.get("message") or err)
+        elif isinstance(err, str):
+            msg = err
+    except (ValueError, AttributeError):
+        pass
+    msg = " ".join(msg.split())
+    return msg[:MAX_ERROR_CHARS]
+
+
+class StreamAccumulator:
+    """Collects one streamed response. Subclasses implement `_payload(obj, t_s)`."""
+
+    api = ""
+    needs_done = True  # OpenAI streams end with data: [DONE]; TGI's does not
+
+    def __init__(self, request_id: str, sent_s: float, requested_output_tokens: int | None,
+                 forced_length: bool, scheduled_s: float | None = None, sent_unix_s: float | None = None,
+                 user: str | None = None):
+        self.rec = RequestRecord(request_id=request_id, api=self.api, sent_s=sent_s, end_s=sent_s, status=0,
+                                 ok=False, scheduled_s=scheduled_s, requested_output_tokens=requested_output_tokens,
+                                 sent_unix_s=sent_unix_s, user=user)
+        self.forced_length = forced_length  # the request asked for exactly N tokens (ignore_eos)
+        self._last_token_s: float | None = None
+        self._chunks = 0
+        self._usage_tokens: int | None = None
+        self.done = False
+
+    # -- feeding
+
+    def feed(self, payloads: list[bytes], t_s: float) -> None:
+        for p in payloads:
+            if self.done and not self.needs_done:
+                break
+            if p == DONE:
+                self.done = True
+                continue
+            try:
+                obj = json.loads(p)
+            except ValueError:
+                self._fail("malformed_stream", f"unparseable event: {p[:80]!r}")
+                continue
+            if not isinstance(obj, dict):
+                self._fail("malformed_stream", f"event is not a JSON object: {p[:80]!r}")
+                continue
+            if "error" in obj:
+                self._stream_error(obj)
+                continue
+            self._payload(obj, t_s)
+
+    def _token(self, t_s: float, n: int = 1) -> None:
+        """A chunk carrying generated text arrived at t_s."""
+        if self.rec.first_token_s is None:
+            self.rec.first_token_s = t_s
+        else:
+            self.rec.itl_s.append(t_s - self._last_token_s)
+        self._last_token_s = t_s
+        self._chunks += n
+
+    def _fail(self, error_type: str, message: str) -> None:
+        if self.rec.error_type is None:  # the first failure is the cause; later ones are fallout
+            self.rec.error_type = error_type
+            self.rec.error = message[:MAX_ERROR_CHARS]
+
+    def _stream_error(self, obj: dict) -> None:
+        err = obj.get("error")
+        msg = error_message(json.dumps(obj))
+        kind = obj.get("error_type") or (err.get("type") if isinstance(err, dict) else None)
+        self._fail("overloaded_429" if kind == "overloaded" else "stream_error", msg)
+
+    def _usage(self, usage: dict | None) -> None:
+        if isinstance(usage, dict):
+            if usage.get("prompt_tokens") is not None:
+                self.rec.prompt_tokens = int(usage["prompt_tokens"])
+            if usage.get("completion_tokens") is not None:
+                self._usage_tokens = int(usage["completion_tokens"])
+
+    def _payload(self, obj: dict, t_s: float) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- ending
+
+    def finish(self, end_s: float, status: int, transport_error: tuple[str, str] | None = None) -> RequestRecord:
+        """Close the record. `transport_error` = (error class, message) for connect/timeout/reset."""
+        rec = self.rec
+        rec.end_s = end_s
+        rec.status = status
+        if transport_error is not None:
+            self._fail(*transport_error)
+        elif status and classify_status(status):
+            self._fail(classify_status(status), f"HTTP {status}")
+        elif self.needs_done and not self.done and rec.error_type is None:
+            self._fail("malformed_stream", "stream ended without data: [DONE]")
+        elif not self.needs_done and not self.done and rec.error_type is None:
+            self._fail("malformed_stream", "stream ended without a final event (generated_text)")
+        if self._usage_tokens is not None:
+            rec.output_tokens, rec.output_tokens_source = self._usage_tokens, "usage"
+        else:
+            rec.output_tokens, rec.output_tokens_source = self._chunks, "chunks"
+        if rec.first_token_s is not None:
+            rec.ttft_s = rec.first_token_s - rec.sent_s
+        rec.e2e_s = end_s - rec.sent_s
+        want = rec.requested_output_tokens
+        if rec.error_type is None and self.forced_length and want and rec.output_tokens < want:
+            # The server was told to produce exactly `want` tokens; fewer silently inflates throughput.
+            self._fail("short_output", f"asked for {want} output tokens, got {rec.output_tokens}")
+        rec.ok = rec.error_type is None
+        return rec
+
+
+class OpenAIChatStream(StreamAccumulator):
+    api = "openai-chat"
+
+    def _payload(self, obj: dict, t_s: float) -> None:
+        for ch in obj.get("choices") or ():
+            delta = ch.get("delta") or {}
+            if delta.get("content"):
+                self._token(t_s)
+            if ch.get("finish_reason"):
+                self.rec.finish_reason = ch["finish_reason"]
+        if obj.get("usage"):
+            self._usage(obj["usage"])
+
+
+class OpenAICompletionsStream(StreamAccumulator):
+    api = "openai-completions"
+
+    def _payload(self, obj: dict, t_s: float) -> None:
+        for ch in obj.get("choices") or ():
+            if ch.get("text"):
+                self._token(t_s)
+            if ch.get("finish_reason"):  # TGI sends "" on intermediate chunks
+                self.rec.finish_reason = ch["finish_reason"]
+        if obj.get("usage"):
+            self._usage(obj["usage"])
+
+
+class TGIGenerateStream(StreamAccumulator):
+    api = "tgi-generate-stream"
+    needs_done = False
+
+    def _payload(self, obj: dict, t_s: float) -> None:
+        tok = obj.get("token")
+        if isinstance(tok, dict):
+            # Every TGI event is one generated token (special EOS tokens included in its count).
+            if tok.get("text") or not tok.get("special"):
+                self._token(t_s)
+            else:
+                self._chunks += 1
+        if obj.get("generated_text") is not None:
+            self.done = True
+            details = obj.get("details")
+            if isinstance(details, dict):
+                if details.get("generated_tokens") is not None:
+                    self._usage_tokens = int(details["generated_tokens"])
+                if details.get("input_length") is not None:
+                    self.rec.prompt_tokens = int(details["input_length"])
+                if details.get("finish_reason"):
+                    self.rec.finish_reason = details["finish_reason"]
+
+
+ACCUMULATORS = {c.api: c for c in (OpenAIChatStream, OpenAICompletionsStream, TGIGenerateStream)}

@@ -1,0 +1,129 @@
+"""The run pipeline: scenario → backend → load → records on disk → scoring → reports.
+
+`execute` is what `slabench run` does. Every stage writes into the run folder before the next
+starts, so an interrupted or crashed run still leaves records that `slabench report` can score.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import harness
+from harness.backends import BackendError, make_backend
+from harness.config import ExternalBackend, Scenario, load_scenario, resolve_scenario, scenario_to_yaml
+from harness.load.locust_runner import run_load
+from harness.records import META_FILE, SCENARIO_FILE, SUMMARY_FILE, BACKEND_LOG
+from harness.telemetry.session import TelemetrySession
+
+SCHEMA_VERSION = 1
+
+
+class HarnessError(Exception):
+    """The run could not be carried out (bad folder, backend never ready); one line for the user."""
+
+
+@dataclass
+class RunOutcome:
+    run_dir: Path
+    summary: dict
+    reports: dict = field(default_factory=dict)
+    interrupted: bool = False
+    load_reason: str = "completed"
+
+
+def default_run_dir(name: str, now: datetime | None = None, root: Path = Path("reports")) -> Path:
+    now = now or datetime.now(timezone.utc)
+    return root / f"{name}-{now.strftime('%Y%m%dT%H%M%SZ')}"
+
+
+def prepare(scenario_path: Path, sla: str | None, target: str | None) -> Scenario:
+    scn = load_scenario(scenario_path)
+    if target:
+        api_key_env = scn.backend.api_key_env if isinstance(scn.backend, ExternalBackend) else None
+        try:
+            backend = ExternalBackend(url=target, api_key_env=api_key_env)
+        except ValueError as exc:
+            from harness.config import ConfigError
+
+            raise ConfigError(f"--target: {str(exc).splitlines()[-1].strip()}") from None
+        scn = scn.model_copy(update={"backend": backend})
+    return resolve_scenario(scn, sla_override=sla, base_dir=Path(scenario_path).parent)
+
+
+def _host_versions() -> dict:
+    import locust
+
+    return {"python": platform.python_version(), "platform": platform.platform(),
+            "locust": getattr(locust, "__version__", "?"), "slabench": harness.__version__}
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, default=str), encoding="utf-8")
+    tmp.replace(path)
+
+
+def execute(scenario_path: Path, out: Path | None = None, sla: str | None = None, target: str | None = None,
+            echo: Callable[[str], None] = print) -> RunOutcome:
+    scn = prepare(Path(scenario_path), sla, target)
+    run_dir = Path(out) if out else default_run_dir(scn.name)
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise HarnessError(f"--out {run_dir} already holds files: choose a new folder or remove it")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / SCENARIO_FILE).write_text(scenario_to_yaml(scn), encoding="utf-8")
+    meta: dict = {"schema_version": SCHEMA_VERSION, "slabench_version": harness.__version__,
+                  "scenario_name": scn.name, "scenario_path": str(scenario_path),
+                  "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  "planned_duration_s": scn.load.duration_s, "interrupted": False,
+                  "load": {"mode": "closed", "users": scn.load.users, "api": scn.load.api,
+                           "spawn_rate": scn.load.spawn_rate, "max_requests": scn.load.max_requests},
+                  "host": _host_versions(), "notes": []}
+    meta_path = run_dir / META_FILE
+    _write_json(meta_path, meta)
+
+    backend = make_backend(scn.backend, run_dir / BACKEND_LOG)
+    outcome_reason = "not started"
+    try:
+        with backend:
+            meta["backend"] = backend.describe()
+            _write_json(meta_path, meta)
+            echo(f"backend ready: {backend.url} serving {backend.model}")
+            telemetry = TelemetrySession(meta["backend"], backend.url, echo=echo)
+            telemetry.start()
+            try:
+                api_key_env = scn.backend.api_key_env if isinstance(scn.backend, ExternalBackend) else None
+                load = run_load(scn, backend.url, backend.model, run_dir, api_key_env=api_key_env,
+                                crashed=backend.poll_crash, echo=echo)
+            finally:
+                meta["telemetry"] = telemetry.stop(run_dir)
+            outcome_reason = load.reason
+            meta["backend"] = backend.describe()
+    except BackendError as exc:
+        meta["notes"].append(f"backend error: {exc}")
+        meta["error"] = str(exc)
+        _write_json(meta_path, meta)
+        raise
+    except KeyboardInterrupt:
+        outcome_reason = "interrupted"
+        load = None
+    meta["load_start_s"] = (load.locust_meta.get("load_start_s") if load else None)
+    meta["load_end_s"] = (load.locust_meta.get("load_end_s") if load else None) or time.perf_counter()
+    meta["load_start_unix_s"] = load.locust_meta.get("load_start_unix_s") if load else None
+    meta["load_outcome"] = outcome_reason
+    meta["interrupted"] = outcome_reason == "interrupted"
+    if outcome_reason != "completed":
+        meta["notes"].append(f"load ended early: {outcome_reason}")
+    meta["finished_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    _write_json(meta_path, meta)
+
+    from harness.report import write_reports
+
+    reports = write_reports(run_dir)
+    summary = json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
+    return RunOutcome(run_dir, summary, reports, meta["interrupted"], outcome_reason)

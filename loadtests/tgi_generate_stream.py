@@ -1,0 +1,7 @@
+"""Locustfile: streams LLM requests with TGIStreamUser (see harness/load/locust_bridge.py).
+
+By hand: `locust -f loadtests/tgi_generate_stream.py --host http://127.0.0.1:8000 --headless -u 8 -t 30s`;
+`slabench run` uses it with --slabench-config pointing at the run's load settings.
+"""
+
+from harness.load.locust_bridge import TGIStreamUser  # noqa: F401  (Locust picks up the imported user class)

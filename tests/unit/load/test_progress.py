@@ -1,0 +1,21 @@
+from harness.load.progress import ProgressTail
+from harness.records import RequestRecord
+
+
+def rec(i, ok=True, ttft=0.05):
+    return RequestRecord(request_id=str(i), api="openai-chat", sent_s=0, end_s=1, status=200 if ok else 500,
+                         ok=ok, ttft_s=ttft if ok else None).to_json()
+
+
+def test_tail_reads_only_new_complete_lines(tmp_path):
+    path = tmp_path / "requests.jsonl"
+    t = ProgressTail(path)
+    assert t.poll() == 0  # file not there yet
+    path.write_text(rec(1) + "\n" + rec(2, ok=False) + "\n" + rec(3)[:10])
+    assert t.poll() == 2
+    with open(path, "a") as fh:
+        fh.write(rec(3)[10:] + "\n")
+    assert t.poll() == 1
+    assert (t.completed, t.errors) == (3, 1)
+    line = t.line(4.0, 30.0)
+    assert "done 3" in line and "errors 1" in line and "TTFT p50 50 ms" in line
