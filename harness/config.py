@@ -139,7 +139,91 @@ class ExternalBackend(_Model):
         return v.rstrip("/")
 
 
-BackendConfig = Annotated[Union[SimBackend, ExternalBackend], Field(discriminator="type")]
+# Values the real servers accept (protocols.md: vLLM 0.33 QuantizationMethods, TGI launcher --quantize).
+VLLM_QUANTIZATIONS = (
+    "awq", "auto_awq", "fp8", "fbgemm_fp8", "fp_quant", "modelopt", "modelopt_fp4", "modelopt_mxfp8",
+    "modelopt_mixed", "auto_gptq", "gptq", "gptq_marlin", "awq_marlin", "humming", "compressed-tensors",
+    "experts_int8", "quark", "moe_wna16", "torchao", "inc", "mxfp4", "gpt_oss_mxfp4", "deepseek_v4_fp8",
+    "online", "fp8_per_tensor", "fp8_per_block", "fp8_per_channel", "int8_per_channel_weight_only",
+    "nvfp4_per_token", "mxfp8",
+)
+TGI_QUANTIZATIONS = ("awq", "compressed-tensors", "eetq", "exl2", "gptq", "marlin", "bitsandbytes",
+                     "bitsandbytes-nf4", "bitsandbytes-fp4", "fp8")
+
+
+def _one_of(value: str | None, allowed: tuple[str, ...], what: str) -> str | None:
+    if value is not None and value not in allowed:
+        hint = difflib.get_close_matches(value, allowed, n=1)
+        extra = f" (did you mean '{hint[0]}'?)" if hint else ""
+        raise ValueError(f"{what} '{value}' is not accepted{extra}; allowed: {', '.join(allowed)}")
+    return value
+
+
+class VllmBackend(_Model):
+    """`vllm serve MODEL ...` launched by the harness on a free port (real GPUs)."""
+
+    type: Literal["vllm"]
+    model: str  # Hugging Face id or local path
+    served_model_name: str | None = None
+    executable: str = "vllm"
+    tensor_parallel_size: int = Field(1, ge=1)
+    gpu_memory_utilization: float | None = Field(None, gt=0, le=1)
+    max_num_seqs: int | None = Field(None, ge=1)
+    max_model_len: int | None = Field(None, ge=16)
+    quantization: str | None = None
+    dtype: Literal["auto", "half", "float16", "bfloat16", "float", "float32"] | None = None
+    api_key_env: str | None = None  # the key reaches vLLM through VLLM_API_KEY, never the command line
+    cuda_visible_devices: str | None = None
+    port: int | None = Field(None, ge=1, le=65535)  # None: a free port
+    extra_args: list[str] = []
+    gpu: str | None = None  # GPU id (t4, a10g, a100-80gb, h100-sxm, ...) for prices and the report
+    startup_timeout_s: float = Field(900, gt=0)  # weights download and CUDA graph capture take minutes
+
+    @field_validator("quantization")
+    @classmethod
+    def _q(cls, v: str | None) -> str | None:
+        return _one_of(v, VLLM_QUANTIZATIONS, "vLLM --quantization")
+
+
+class TgiBackend(_Model):
+    """TGI via `text-generation-launcher` (native) or `docker run ghcr.io/huggingface/text-generation-inference`."""
+
+    type: Literal["tgi"]
+    model_id: str
+    launcher: Literal["native", "docker"] = "native"
+    executable: str = "text-generation-launcher"
+    docker_image: str = "ghcr.io/huggingface/text-generation-inference:3.3.5"
+    docker_volume: str | None = None  # host folder mounted at /data (the model cache)
+    shm_size: str = "1g"
+    num_shard: int | None = Field(None, ge=1)
+    max_concurrent_requests: int | None = Field(None, ge=1)
+    max_batch_total_tokens: int | None = Field(None, ge=1)
+    max_input_tokens: int | None = Field(None, ge=1)
+    max_total_tokens: int | None = Field(None, ge=2)
+    quantize: str | None = None
+    dtype: Literal["float16", "bfloat16"] | None = None
+    api_key_env: str | None = None
+    cuda_visible_devices: str | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    extra_args: list[str] = []
+    gpu: str | None = None
+    startup_timeout_s: float = Field(900, gt=0)
+
+    @field_validator("quantize")
+    @classmethod
+    def _q(cls, v: str | None) -> str | None:
+        return _one_of(v, TGI_QUANTIZATIONS, "TGI --quantize")
+
+    @model_validator(mode="after")
+    def _check(self) -> "TgiBackend":
+        if self.dtype and self.quantize:
+            raise ValueError("TGI cannot combine dtype with quantize: drop one of them")
+        if self.max_input_tokens and self.max_total_tokens and self.max_input_tokens >= self.max_total_tokens:
+            raise ValueError(f"max_input_tokens ({self.max_input_tokens}) must be < max_total_tokens ({self.max_total_tokens})")
+        return self
+
+
+BackendConfig = Annotated[Union[SimBackend, ExternalBackend, VllmBackend, TgiBackend], Field(discriminator="type")]
 
 
 # ---------------------------------------------------------------- load and workload
@@ -245,14 +329,16 @@ def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
     return names
 
 
-_UNION_BRANCHES = {"sim", "external", "str", "SlaPolicy"}
+_UNION_BRANCHES = {"sim", "external", "vllm", "tgi", "str", "SlaPolicy"}
 
 
 def format_validation_error(source: str, err: ValidationError, model: type[BaseModel]) -> str:
     """First pydantic error as one line: `FILE: key.path: problem (fix)`."""
     errors = err.errors()
     # For `str | Model` unions, the branch that failed on type alone is the less useful message.
-    e = next((x for x in errors if x["type"] != "string_type"), errors[0])
+    # A misspelled key usually also causes a "field required": the unknown key is the better hint.
+    e = next((x for x in errors if x["type"] == "extra_forbidden"),
+             next((x for x in errors if x["type"] != "string_type"), errors[0]))
     loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p in _UNION_BRANCHES))
     path = ".".join(str(p) for p in loc) or "(top level)"
     if e["type"] == "extra_forbidden":
