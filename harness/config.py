@@ -256,24 +256,59 @@ class TokenDist(_Model):
         return self
 
 
+class RateStageConfig(_Model):
+    """One open-loop stage: a constant rate, or a linear ramp to `end_rate_rps` (a spike is a short stage)."""
+
+    duration_s: float = Field(gt=0)
+    rate_rps: float = Field(ge=0)
+    end_rate_rps: float | None = Field(None, ge=0)
+
+
 class LoadConfig(_Model):
     api: Literal["openai-chat", "openai-completions", "tgi-generate-stream"] = "openai-chat"
+    mode: Literal["closed", "open"] = "closed"
+    # closed loop: N users, each sends its next request when the last one ends (+ think time)
     users: int = Field(8, ge=1, le=10000)
     spawn_rate: float | None = Field(None, gt=0)  # users started per second; default: all at once
+    think_time_s: float = Field(0, ge=0)
+    # open loop: requests sent at scheduled times whatever the server does
+    rate_rps: float | None = Field(None, gt=0)
+    arrival: Literal["constant", "poisson", "gamma"] = "poisson"
+    burstiness: float = Field(1.0, gt=0)  # gamma shape: < 1 burstier than Poisson, 1 = Poisson
+    max_in_flight: int | None = Field(1024, ge=1)  # requests it holds back are counted
+    stages: list[RateStageConfig] | None = None  # open loop: rate steps, ramps, spikes, soak
+    # both
     duration_s: float = Field(30, gt=0)
     max_requests: int | None = Field(None, ge=1)
     warmup_s: float = Field(0, ge=0)  # recorded, excluded from scoring
     cooldown_s: float = Field(0, ge=0)  # recorded, excluded from scoring
-    think_time_s: float = Field(0, ge=0)
     timeout_s: float = Field(120, gt=0)
 
     @model_validator(mode="after")
-    def _windows(self) -> "LoadConfig":
+    def _modes(self) -> "LoadConfig":
+        if self.mode == "open":
+            if (self.rate_rps is None) == (self.stages is None):
+                raise ValueError("mode: open needs rate_rps (one rate) or stages (a rate per stage), not both")
+            if self.stages:
+                total = sum(s.duration_s for s in self.stages)
+                if "duration_s" in self.model_fields_set and abs(total - self.duration_s) > 1e-9:
+                    raise ValueError(f"duration_s ({self.duration_s:g}) differs from the sum of stages ({total:g}): omit duration_s")
+                self.duration_s = total
+        else:
+            set_open = [k for k in ("rate_rps", "stages") if getattr(self, k) is not None]
+            if set_open:
+                raise ValueError(f"{', '.join(set_open)} apply to mode: open (this load is mode: closed)")
         if self.warmup_s + self.cooldown_s >= self.duration_s:
             raise ValueError(
                 f"warmup_s + cooldown_s ({self.warmup_s + self.cooldown_s:g}) must be shorter than duration_s ({self.duration_s:g})"
             )
         return self
+
+    def rate_stages(self) -> list[RateStageConfig]:
+        """The open-loop rate profile (one stage for a plain rate)."""
+        if self.stages:
+            return list(self.stages)
+        return [RateStageConfig(duration_s=self.duration_s, rate_rps=self.rate_rps or 0.0)]
 
 
 class WorkloadConfig(_Model):

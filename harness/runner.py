@@ -17,6 +17,7 @@ from typing import Callable
 import harness
 from harness.backends import BackendError, make_backend
 from harness.config import ExternalBackend, Scenario, load_scenario, resolve_scenario, scenario_to_yaml
+from harness.load.arrivals import rate_profile
 from harness.load.locust_runner import run_load
 from harness.records import META_FILE, SCENARIO_FILE, SUMMARY_FILE, BACKEND_LOG
 from harness.telemetry.session import TelemetrySession
@@ -56,6 +57,20 @@ def prepare(scenario_path: Path, sla: str | None, target: str | None) -> Scenari
     return resolve_scenario(scn, sla_override=sla, base_dir=Path(scenario_path).parent)
 
 
+def load_meta(scn: Scenario) -> dict:
+    """What load was offered, for the report and for judging throughput rows."""
+    load = scn.load
+    out = {"mode": load.mode, "api": load.api, "max_requests": load.max_requests}
+    if load.mode == "closed":
+        out.update(users=load.users, spawn_rate=load.spawn_rate, think_time_s=load.think_time_s)
+    else:
+        profile = rate_profile(load)
+        out.update(arrival=load.arrival, burstiness=load.burstiness, max_in_flight=load.max_in_flight,
+                   rate_rps=load.rate_rps, stages=[s.model_dump() for s in load.rate_stages()],
+                   offered_rate_rps=profile.total_expected / profile.duration_s)
+    return out
+
+
 def _host_versions() -> dict:
     import locust
 
@@ -81,8 +96,7 @@ def execute(scenario_path: Path, out: Path | None = None, sla: str | None = None
                   "scenario_name": scn.name, "scenario_path": str(scenario_path),
                   "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   "planned_duration_s": scn.load.duration_s, "interrupted": False,
-                  "load": {"mode": "closed", "users": scn.load.users, "api": scn.load.api,
-                           "spawn_rate": scn.load.spawn_rate, "max_requests": scn.load.max_requests},
+                  "load": load_meta(scn),
                   "host": _host_versions(), "notes": []}
     meta_path = run_dir / META_FILE
     _write_json(meta_path, meta)
@@ -116,6 +130,8 @@ def execute(scenario_path: Path, out: Path | None = None, sla: str | None = None
     meta["load_end_s"] = (load.locust_meta.get("load_end_s") if load else None) or time.perf_counter()
     meta["load_start_unix_s"] = load.locust_meta.get("load_start_unix_s") if load else None
     meta["load_outcome"] = outcome_reason
+    if load and load.locust_meta.get("open_loop"):
+        meta["open_loop"] = load.locust_meta["open_loop"]
     meta["interrupted"] = outcome_reason == "interrupted"
     if outcome_reason != "completed":
         meta["notes"].append(f"load ended early: {outcome_reason}")

@@ -7,17 +7,23 @@ and appends it to `requests.jsonl`; Locust's own stats get the same request with
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
 import time
 from pathlib import Path
 
+import random
+
 import gevent
+import gevent.pool
 from locust import FastHttpUser, constant, events, task
 from locust.exception import StopUser
 
 from harness.config import LoadConfig, WorkloadConfig
+from harness.load.arrivals import arrival_times, rate_profile
+from harness.load.openloop import OpenLoopDispatcher
 from harness.load.sse import SSEParser
 from harness.load.streams import ACCUMULATORS, error_message
 from harness.load.workload import PromptSource, request_body
@@ -44,6 +50,7 @@ class BridgeState:
         self.completed = 0
         self.next_stream = 0
         self.load_start_s: float | None = None
+        self.dispatch = None  # open loop: OpenLoopDispatcher stats
         self.load_start_unix_s: float | None = None
 
     def take_slot(self) -> bool:
@@ -66,6 +73,8 @@ class BridgeState:
             return
         meta = {"load_start_s": self.load_start_s, "load_start_unix_s": self.load_start_unix_s,
                 "load_end_s": time.perf_counter(), "issued": self.issued, "completed": self.completed}
+        if self.dispatch is not None:
+            meta["open_loop"] = dataclasses.asdict(self.dispatch)
         Path(self.meta_path).write_text(json.dumps(meta), encoding="utf-8")
 
 
@@ -85,10 +94,13 @@ def _on_init(environment, **_kw):
         cfg = {"records_path": f"reports/locust-{stamp}/requests.jsonl"}
     environment.slabench = BridgeState(cfg, environment)
     timeout_s = environment.slabench.load.timeout_s
+    load = environment.slabench.load
     for cls in (OpenAIChatUser, OpenAICompletionsUser, TGIStreamUser):
         cls.network_timeout = timeout_s
         cls.connection_timeout = min(timeout_s, 10.0)
-        cls.wait_time = constant(environment.slabench.load.think_time_s)
+        cls.wait_time = constant(load.think_time_s)
+        if load.mode == "open":  # one dispatcher user owns every connection
+            cls.concurrency = load.max_in_flight or 1024
 
 
 @events.test_start.add_listener
@@ -137,6 +149,10 @@ def _read_some(raw) -> bytes:
 
 
 class _LLMUser(FastHttpUser):
+    """Closed loop: each user sends its next request when the last ended (plus think time).
+    Open loop (`mode: open`, run with one user): this user is the dispatcher that sends every
+    request of the schedule at its due time from a pool of greenlets."""
+
     abstract = True
     api = ""
 
@@ -154,17 +170,45 @@ class _LLMUser(FastHttpUser):
     @task
     def stream_one(self) -> None:
         st: BridgeState = self.environment.slabench
+        if st.load.mode == "open":
+            self._dispatch_schedule(st)
+            raise StopUser()
         if not st.take_slot():
             raise StopUser()
-        spec = self.prompts.next()
+        st.record(self._one_request(st, self.prompts.next(), None))
+
+    def _dispatch_schedule(self, st: BridgeState) -> None:
+        load = st.load
+        due = arrival_times(rate_profile(load), load.arrival, random.Random(f"{st.workload.seed}:arrivals"),
+                            load.burstiness, max_count=load.max_requests)
+        specs = [self.prompts.next() for _ in due]  # drawn up front: no RNG work on the send path
+        pool = gevent.pool.Pool(load.max_in_flight)
+
+        def launch(k: int, scheduled_s: float) -> None:
+            st.issued += 1
+            pool.spawn(lambda: st.record(self._one_request(st, specs[k], scheduled_s)))
+
+        def sleep_until(t: float) -> None:
+            dt = t - time.perf_counter()
+            if dt > 0:
+                gevent.sleep(dt)
+
+        dispatcher = OpenLoopDispatcher(due, time.perf_counter(), sleep_until=sleep_until, launch=launch,
+                                        in_flight=lambda: len(pool), wait_slot=pool.wait_available,
+                                        max_in_flight=load.max_in_flight)
+        stats = dispatcher.run()
+        pool.join(timeout=load.timeout_s)
+        st.dispatch = stats
+        gevent.spawn(self.environment.runner.quit)
+
+    def _one_request(self, st: BridgeState, spec, scheduled_s: float | None):
         path, body, forced = request_body(self.api, st.model, spec)
         payload = json.dumps(body).encode()
         self.seq += 1
         sent_unix_s = time.time()
         sent_s = time.perf_counter()
         acc = ACCUMULATORS[self.api](f"{self.user_name}-{self.seq}", sent_s, spec.output_tokens, forced,
-                                     sent_unix_s=sent_unix_s, user=self.user_name)
-        rec = None
+                                     scheduled_s=scheduled_s, sent_unix_s=sent_unix_s, user=self.user_name)
         try:
             with gevent.Timeout(st.load.timeout_s, TimeoutError(f"no complete response in {st.load.timeout_s:g} s")):
                 with self.client.request("POST", path, data=payload, headers=self.headers, stream=True,
@@ -180,7 +224,9 @@ class _LLMUser(FastHttpUser):
         except (ConnectionError, OSError) as exc:
             kind = "connect" if acc.rec.status == 0 else "stream_error"
             rec = acc.finish(time.perf_counter(), acc.rec.status, (kind, f"{type(exc).__name__}: {exc}"))
-        st.record(rec)
+        except Exception as exc:  # anything else is still one failed request, never a lost one
+            rec = acc.finish(time.perf_counter(), acc.rec.status, ("stream_error", f"{type(exc).__name__}: {exc}"))
+        return rec
 
     def _consume(self, resp, acc):
         """Read one response to its end; every failure becomes data on the record."""

@@ -39,10 +39,17 @@ class LoadOutcome:
 
 def locust_argv(scn: Scenario, url: str, run_dir: Path, config_path: Path) -> list[str]:
     load = scn.load
-    spawn = load.spawn_rate if load.spawn_rate is not None else load.users
     stop_timeout_s = min(load.timeout_s, 60.0)  # let in-flight requests finish and be recorded
+    if load.mode == "open":
+        # One dispatcher user sends the whole schedule, then drains and ends the run itself;
+        # Locust's own timer is only a backstop.
+        users, spawn, run_s = 1, 1.0, load.duration_s + stop_timeout_s + 5
+    else:
+        users = load.users
+        spawn = load.spawn_rate if load.spawn_rate is not None else load.users
+        run_s = load.duration_s
     return [sys.executable, "-m", "locust", "-f", str(LOADTESTS_DIR / LOCUSTFILES[load.api]), "--headless",
-            "-u", str(load.users), "-r", f"{spawn:g}", "-t", f"{math.ceil(load.duration_s)}s",
+            "-u", str(users), "-r", f"{spawn:g}", "-t", f"{math.ceil(run_s)}s",
             "--stop-timeout", f"{stop_timeout_s:g}", "--host", url, "--only-summary",
             "--html", str(run_dir / "locust.html"), "--slabench-config", str(config_path)]
 
