@@ -43,6 +43,8 @@ class BridgeState:
         self.load = LoadConfig.model_validate(cfg.get("load", {}))
         self.writer = RecordWriter(cfg["records_path"])
         self.meta_path = cfg.get("locust_meta_path")
+        self.status_path = cfg.get("status_path")
+        self._status_greenlet = None
         key_env = cfg.get("api_key_env")
         self.api_key = os.environ.get(key_env) if key_env else None
         self.environment = environment
@@ -67,6 +69,20 @@ class BridgeState:
         cap = self.load.max_requests
         if cap is not None and self.completed >= cap and self.environment.runner is not None:
             gevent.spawn(self.environment.runner.quit)
+
+    def write_status(self) -> None:
+        """Counters the harness's progress line reads (issued, completed, in flight), every second."""
+        if self.status_path:
+            tmp = self.status_path + ".tmp"
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump({"issued": self.issued, "completed": self.completed,
+                           "in_flight": self.issued - self.completed}, fh)
+            os.replace(tmp, self.status_path)
+
+    def status_loop(self) -> None:
+        while True:
+            self.write_status()
+            gevent.sleep(1.0)
 
     def write_meta(self) -> None:
         if not self.meta_path:
@@ -109,13 +125,17 @@ def _on_start(environment, **_kw):
     if st is not None and st.load_start_s is None:
         st.load_start_s = time.perf_counter()
         st.load_start_unix_s = time.time()
+        st._status_greenlet = gevent.spawn(st.status_loop)
 
 
 @events.test_stop.add_listener
 def _on_stop(environment, **_kw):
     st = getattr(environment, "slabench", None)
     if st is not None:
+        if st._status_greenlet is not None:
+            st._status_greenlet.kill(block=False)
         st.writer.flush()
+        st.write_status()
         st.write_meta()
 
 

@@ -27,6 +27,7 @@ LOCUSTFILES = {
 }
 LOADTESTS_DIR = Path(__file__).resolve().parents[2] / "loadtests"
 LOCUST_META = "locust_meta.json"
+LOCUST_STATUS = "locust_status.json"
 STARTUP_SLACK_S = 30.0  # Locust's own start (imports, spawning) on a slow 2-core machine
 
 
@@ -54,6 +55,15 @@ def locust_argv(scn: Scenario, url: str, run_dir: Path, config_path: Path) -> li
             "--html", str(run_dir / "locust.html"), "--slabench-config", str(config_path)]
 
 
+def _offered_rps(scn: Scenario) -> float | None:
+    if scn.load.mode != "open":
+        return None
+    from harness.load.arrivals import rate_profile
+
+    p = rate_profile(scn.load)
+    return p.total_expected / p.duration_s
+
+
 def run_load(scn: Scenario, url: str, model: str | None, run_dir: Path, api_key_env: str | None = None,
              crashed: Callable[[], str | None] = lambda: None, echo: Callable[[str], None] = print,
              progress_every_s: float = 2.0) -> LoadOutcome:
@@ -61,11 +71,13 @@ def run_load(scn: Scenario, url: str, model: str | None, run_dir: Path, api_key_
     config_path = run_dir / "load.json"
     cfg = {"api": scn.load.api, "model": model, "workload": scn.workload.model_dump(mode="json"),
            "load": scn.load.model_dump(mode="json"), "records_path": str(run_dir / REQUESTS_FILE),
-           "locust_meta_path": str(run_dir / LOCUST_META), "api_key_env": api_key_env}
+           "locust_meta_path": str(run_dir / LOCUST_META), "status_path": str(run_dir / LOCUST_STATUS),
+           "api_key_env": api_key_env}
     config_path.write_text(json.dumps(cfg, indent=1), encoding="utf-8")
     child = ChildProcess(locust_argv(scn, url, run_dir, config_path), run_dir / "locust.log",
                          stop_grace_s=min(scn.load.timeout_s, 60.0) + 5)
-    tail = ProgressTail(run_dir / REQUESTS_FILE)
+    tail = ProgressTail(run_dir / REQUESTS_FILE, status_path=run_dir / LOCUST_STATUS,
+                        offered_rps=_offered_rps(scn))
     total_s = scn.load.duration_s
     deadline_s = total_s + min(scn.load.timeout_s, 60.0) + STARTUP_SLACK_S
     t0 = time.perf_counter()

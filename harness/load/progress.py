@@ -14,8 +14,11 @@ import numpy as np
 
 
 class ProgressTail:
-    def __init__(self, path: Path, window: int = 2000):
+    def __init__(self, path: Path, window: int = 2000, status_path: Path | None = None,
+                 offered_rps: float | None = None):
         self.path = Path(path)
+        self.status_path = Path(status_path) if status_path else None
+        self.offered_rps = offered_rps
         self._offset = 0
         self._partial = b""
         self.completed = 0
@@ -61,5 +64,16 @@ class ProgressTail:
             ttft = f"TTFT p50 {p50:.0f} ms p99 {p99:.0f} ms"
         else:
             ttft = "TTFT -"
-        return (f"[{elapsed_s:5.0f}/{total_s:.0f} s] done {self.completed} ({rate:.1f} req/s) "
-                f"errors {self.errors} {ttft}")
+        offered = f"offered {self.offered_rps:.1f} req/s, " if self.offered_rps is not None else ""
+        in_flight = self._in_flight()
+        flight = f" in flight {in_flight}" if in_flight is not None else ""
+        return (f"[{elapsed_s:5.0f}/{total_s:.0f} s] {offered}achieved {rate:.1f} req/s, done {self.completed}"
+                f"{flight} errors {self.errors} {ttft}")
+
+    def _in_flight(self) -> int | None:
+        if self.status_path is None:
+            return None
+        try:
+            return int(json.loads(self.status_path.read_text(encoding="utf-8"))["in_flight"])
+        except (OSError, ValueError, KeyError):
+            return None

@@ -19,3 +19,11 @@ def test_tail_reads_only_new_complete_lines(tmp_path):
     assert (t.completed, t.errors) == (3, 1)
     line = t.line(4.0, 30.0)
     assert "done 3" in line and "errors 1" in line and "TTFT p50 50 ms" in line
+
+
+def test_line_shows_offered_rate_and_in_flight_from_the_status_file(tmp_path):
+    status = tmp_path / "status.json"
+    status.write_text('{"issued": 12, "completed": 9, "in_flight": 3}')
+    t = ProgressTail(tmp_path / "requests.jsonl", status_path=status, offered_rps=8.0)
+    line = t.line(2.0, 10.0)
+    assert "offered 8.0 req/s" in line and "in flight 3" in line
