@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.backends.base import Backend, BackendError
-from harness.config import ExternalBackend, SimBackend
+from harness.config import ExternalBackend, SimBackend, TgiBackend, VllmBackend
 
 
 def make_backend(cfg, log_path: Path) -> Backend:
@@ -20,6 +20,14 @@ def make_backend(cfg, log_path: Path) -> Backend:
         from harness.backends.external import ExternalServer
 
         return ExternalServer(cfg)
+    if isinstance(cfg, VllmBackend):
+        from harness.backends.vllm import VllmServer
+
+        return VllmServer(cfg, log_path)
+    if isinstance(cfg, TgiBackend):
+        from harness.backends.tgi import TgiServer
+
+        return TgiServer(cfg, log_path)
     raise BackendError(f"backend type {getattr(cfg, 'type', cfg)!r} is not supported yet")
 
 

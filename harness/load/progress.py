@@ -24,7 +24,7 @@ class ProgressTail:
         self.completed = 0
         self.errors = 0
         self.ttft_s: deque[float] = deque(maxlen=window)  # recent TTFTs: percentiles "so far" stay cheap
-        self._history: deque[tuple[float, int]] = deque(maxlen=64)
+        self._history: deque[tuple[float, int]] = deque(maxlen=8)  # achieved rate over the last ~15 s
 
     def poll(self) -> int:
         """Read new complete lines; returns how many records arrived."""
@@ -57,7 +57,7 @@ class ProgressTail:
     def line(self, elapsed_s: float, total_s: float) -> str:
         """One status line: elapsed/total, completions and their rate, errors, TTFT p50/p99."""
         self._history.append((elapsed_s, self.completed))
-        t_old, n_old = self._history[0]
+        t_old, n_old = self._history[0] if len(self._history) > 1 else (0.0, 0)
         rate = (self.completed - n_old) / (elapsed_s - t_old) if elapsed_s > t_old else 0.0
         if self.ttft_s:
             p50, p99 = np.percentile(np.fromiter(self.ttft_s, float), [50, 99]) * 1000
