@@ -1,0 +1,53 @@
+"""Markdown: a compact summary.md for a PR comment (summary dict → str).
+
+Verdict line, SLA table, key latency percentiles, throughput and cost; table cells are escaped.
+"""
+
+from __future__ import annotations
+
+from harness.report import fmt
+
+ICON = {"PASS": "✅", "WARN": "⚠️", "FAIL": "❌"}
+
+
+def _cell(s: object) -> str:
+    """A Markdown-table-safe cell: no pipes, no newlines, no raw HTML."""
+    return (str(s).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("\r", " ")
+            .replace("<", "&lt;").replace(">", "&gt;"))
+
+
+def summary_markdown(summary: dict) -> str:
+    run, sla = summary.get("run") or {}, summary.get("sla") or {}
+    counts, rates, cost = summary.get("counts") or {}, summary.get("rates") or {}, summary.get("cost") or {}
+    overall = sla.get("overall", "NOT MEASURED")
+    lines = [f"### slabench `{_cell(run.get('scenario_name') or 'run')}`: {ICON.get(overall, '')} **{overall}**", ""]
+    lines.append(f"Policy `{_cell((sla.get('policy') or {}).get('name'))}` · requests: {counts.get('total', 0)} total, "
+                 f"{counts.get('scored', 0)} scored, {counts.get('scored_errors', 0)} errors · "
+                 f"window {fmt.num((summary.get('window') or {}).get('duration_s'))} s")
+    if run.get("interrupted"):
+        lines.append("")
+        lines.append("> run was interrupted: partial results")
+    lines += ["", "| SLA row | value | target | alert | verdict | margin vs target |", "|---|---|---|---|---|---|"]
+    for r in sla.get("rows") or []:
+        m = r.get("margins") or {}
+        verdict = f"{ICON.get(r.get('verdict'), '')} {r.get('verdict')}".strip()
+        if r.get("note"):
+            verdict += f" ({_cell(r['note'])})"
+        lines.append(f"| {_cell(r.get('label') or r.get('metric'))} | {fmt.value(r.get('value'), r.get('unit'))} | "
+                     f"{_cell(fmt.threshold(r, 'target'))} | {_cell(fmt.threshold(r, 'alert'))} | {verdict} | "
+                     f"{fmt.pct(m.get('vs_target_pct'))} |")
+    lines += ["", "| latency | n | p50 | p90 | p99 | max |", "|---|---|---|---|---|---|"]
+    for key in ("ttft_s", "tpot_s", "itl_s", "e2e_s"):
+        d = (summary.get("metrics") or {}).get(key) or {}
+        lines.append(f"| {key} | {d.get('n', 0)} | " + " | ".join(fmt.value(d.get(p), "s") for p in ("p50", "p90", "p99", "max")) + " |")
+    lines += ["", f"Throughput: {fmt.num(rates.get('request_rate_rps'))} req/s, "
+                  f"{fmt.num(rates.get('output_token_rate_tps'))} output tok/s, goodput {fmt.num(rates.get('goodput_rps'))} req/s "
+                  f"({fmt.num(rates.get('slo_attainment_pct'))} % within SLO)."]
+    if cost.get("cost_usd") is not None:
+        lines.append(f"Cost: {fmt.usd(cost.get('usd_per_1k_output_tokens'))} per 1k output tokens, "
+                     f"{fmt.usd(cost.get('usd_per_1m_total_tokens'))} per 1M tokens "
+                     f"({cost.get('gpu_count')}× {_cell(cost.get('gpu'))} at {fmt.usd(cost.get('price_usd_per_gpu_hour'))}/h, "
+                     f"{_cell(cost.get('price_source'))}).")
+    else:
+        lines.append(f"Cost: not computed ({_cell(cost.get('reason') or 'no price')}).")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,36 @@
+"""Text: the plain-text SLA table the CLI prints after a run (summary dict → str).
+
+Columns: metric, value, target, alert, verdict; notes follow the table, one per line.
+"""
+
+from __future__ import annotations
+
+from harness.report import fmt
+
+
+def sla_table_text(summary: dict) -> str:
+    """A fixed-width SLA table plus the overall verdict and row notes."""
+    sla = summary.get("sla") or {}
+    rows = sla.get("rows") or []
+    header = ("metric", "value", "target", "alert", "verdict")
+    body = []
+    for r in rows:
+        verdict = r.get("verdict", "")
+        if not r.get("hard", True) and not r.get("insufficient_samples"):
+            verdict += " (advisory)"
+        body.append((r.get("label") or r.get("metric", ""), fmt.value(r.get("value"), r.get("unit")),
+                     fmt.threshold(r, "target"), fmt.threshold(r, "alert"), verdict))
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *body)] if body else [len(h) for h in header]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    out = [line(header), line(["-" * w for w in widths])] + [line(b) for b in body]
+    policy = (sla.get("policy") or {}).get("name") or "?"
+    out.append("")
+    out.append(f"SLA '{policy}': {sla.get('overall', 'NOT MEASURED')}")
+    for r in rows:
+        if r.get("note"):
+            out.append(f"  {r.get('label') or r.get('metric')}: {r['note']}")
+    for n in sla.get("notes") or []:
+        out.append(f"  {n}")
+    if not rows:
+        out.insert(2, "(no SLA rows)")
+    return "\n".join(out)

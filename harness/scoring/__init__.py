@@ -1,0 +1,115 @@
+"""Scoring: `summarize(RunResult) -> dict`, the content of summary.json (records seam → report seam).
+
+Pure: reads the run's scenario, records, samples and meta; never touches disk. Every input may be
+missing or partial (old runs, interrupted runs): sections degrade to None / NOT MEASURED with a reason.
+Layout documented in docs/metrics.md.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from harness.records import RunResult
+from harness.scoring.cost import cost_metrics, price_lookup
+from harness.scoring.gauges import energy_j, gpu_gauges, server_gauges
+from harness.scoring.metrics import (
+    Window, concurrency, distributions, error_summary, goodput, latency_metrics, phase_of, rates,
+    scoring_window, split_records,
+)
+from harness.scoring.sla import evaluate, resolve_policy
+from harness.scoring.stats import MIN_TAIL_SAMPLES, PERCENTILE_METHOD
+from harness.scoring.timeseries import timeseries
+
+SCHEMA_VERSION = 1
+
+__all__ = ["SCHEMA_VERSION", "summarize", "json_safe", "Window", "scoring_window", "split_records",
+           "distributions", "phase_of"]
+
+
+def json_safe(obj: Any) -> Any:
+    """Deep copy with NaN/inf → None and numpy scalars → Python numbers (strict JSON)."""
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
+        return obj
+    if isinstance(obj, int):
+        return obj
+    try:
+        f = float(obj)
+    except (TypeError, ValueError):
+        return str(obj)
+    if hasattr(obj, "dtype") and getattr(obj.dtype, "kind", "") in "iu":
+        return int(obj)
+    return f if math.isfinite(f) else None
+
+
+def _run_echo(run: RunResult) -> dict:
+    meta = run.meta if isinstance(run.meta, dict) else {}
+    echo = dict(meta)  # every key the runner wrote (telemetry, load_outcome, open_loop, ...)
+    echo["scenario_name"] = meta.get("scenario_name") or run.scenario.get("name")
+    echo["run_dir"] = str(run.run_dir) if run.run_dir is not None else None
+    echo["interrupted"] = bool(meta.get("interrupted", False))
+    echo["meta_present"] = bool(meta)
+    return echo
+
+
+def summarize(run: RunResult) -> dict:
+    """The summary.json content for one run (see docs/metrics.md for every key)."""
+    scenario = run.scenario if isinstance(run.scenario, dict) else {}
+    meta = run.meta if isinstance(run.meta, dict) else {}
+    records = list(run.records or [])
+    window = scoring_window(meta, scenario, records)
+    scored, excluded = split_records(records, window)
+    dists = distributions(scored)
+    latency = latency_metrics(dists)
+    policy, policy_notes = resolve_policy(scenario.get("sla"))
+    r = rates(scored, window.duration_s)
+    gp = goodput(scored, (policy or {}).get("rows", []), window.duration_s)
+    r["goodput_rps"], r["slo_attainment_pct"] = gp["goodput_rps"], gp["slo_attainment_pct"]
+    gpu = gpu_gauges(list(run.gpu_samples or []), window)
+    server = server_gauges(list(run.server_samples or []), window)
+    gauges = {"gpu_utilization_pct": gpu["gpu_utilization_pct"], "queue_depth": server["queue_depth"]}
+    metrics = {**latency, "concurrency": concurrency(records, window), **gauges,
+               "gpu_mem_used_gib": gpu["gpu_mem_used_gib"], "gpu_power_w": gpu["gpu_power_w"],
+               "kv_usage_frac": server["kv_usage_frac"], "server_running": server["running"]}
+    ctx = {"metrics": latency, "gauges": gauges, "rates": r, "goodput": gp, "meta": meta}
+    sla = evaluate(policy, ctx)
+    sla["notes"] = policy_notes + sla["notes"]
+    price = price_lookup(scenario, meta, gpu["gpu_names"])
+    cost = cost_metrics(price, window.duration_s, r["tokens"], r["tokens"]["ok_requests"], gp["good_requests"],
+                        energy_j(list(run.gpu_samples or []), window))
+    n_ok = sum(1 for x in records if x.ok)
+    notes = list(window.notes)
+    if not records:
+        notes.append("the run has no request records")
+    elif n_ok == 0:
+        notes.append("every request failed: latency metrics are empty")
+    if meta.get("interrupted"):
+        notes.append("the run was interrupted: results cover a partial run")
+    summary = {
+        "schema_version": SCHEMA_VERSION,
+        "run": _run_echo(run),
+        "window": window.as_dict(),
+        "counts": {"total": len(records), "ok": n_ok, "errors": len(records) - n_ok, "scored": len(scored),
+                   "scored_ok": sum(1 for x in scored if x.ok), "scored_errors": sum(1 for x in scored if not x.ok),
+                   "excluded_warmup_cooldown": len(excluded),
+                   "excluded_warmup": sum(1 for x in excluded if phase_of(x, window) == "warmup"),
+                   "excluded_cooldown": sum(1 for x in excluded if phase_of(x, window) == "cooldown")},
+        "method": {"percentiles": PERCENTILE_METHOD, "min_tail_samples": MIN_TAIL_SAMPLES,
+                   "latency_from": "ok requests sent in the window; itl_s pools every inter-chunk gap",
+                   "tpot": "(e2e_s - ttft_s) / (output_tokens - 1), per ok request with >= 2 output tokens"},
+        "metrics": metrics,
+        "rates": r,
+        "goodput": gp,
+        "errors": error_summary(scored, records),
+        "sla": sla,
+        "cost": cost,
+        "telemetry": {"gpu": {k: gpu[k] for k in ("gpu_names", "gpu_count_seen", "samples_total", "samples_in_window", "simulated")},
+                      "server": {k: server[k] for k in ("samples_total", "samples_in_window", "simulated")}},
+        "timeseries": timeseries(records, list(run.gpu_samples or []), list(run.server_samples or []), window),
+        "notes": notes,
+    }
+    return json_safe(summary)

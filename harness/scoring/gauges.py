@@ -1,0 +1,128 @@
+"""Gauges: GPU (GpuSample) and server (ServerSample) telemetry over the scored window.
+
+GPU readings taken in one sampler pass are grouped into one timestamp and averaged across GPUs
+(utilization) or summed (power, memory). Energy integrates power over the window (trapezoid), or
+uses the cumulative energy counter where the GPU has one.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+from harness.records import GpuSample, ServerSample
+from harness.scoring.metrics import Window
+from harness.scoring.stats import describe
+
+NO_GPU_REASON = "no GPU samples: no NVML/GPU and backend gives no simulated telemetry"
+NO_SERVER_REASON = "no server metrics scraped"
+
+
+def _ok(v) -> bool:
+    return v is not None and isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def gpu_passes(samples: Iterable[GpuSample]) -> list[tuple[float, list[GpuSample]]]:
+    """Group samples into sampler passes: a new pass starts when a GPU index repeats (sorted by time)."""
+    passes: list[tuple[float, list[GpuSample]]] = []
+    cur: list[GpuSample] = []
+    for s in sorted(samples, key=lambda s: (s.t_s, s.gpu_index)):
+        if cur and s.gpu_index in {c.gpu_index for c in cur}:
+            passes.append((sum(c.t_s for c in cur) / len(cur), cur))
+            cur = []
+        cur.append(s)
+    if cur:
+        passes.append((sum(c.t_s for c in cur) / len(cur), cur))
+    return passes
+
+
+def gpu_series(samples: Iterable[GpuSample]) -> dict[str, list]:
+    """Per pass: t_s, util_pct (mean over GPUs), mem_used_gib and power_w (sums over GPUs)."""
+    out: dict[str, list] = {"t_s": [], "util_pct": [], "mem_used_gib": [], "power_w": []}
+    for t, group in gpu_passes(samples):
+        util = [g.util_gpu_pct for g in group if _ok(g.util_gpu_pct)]
+        mem = [g.mem_used_bytes for g in group if _ok(g.mem_used_bytes)]
+        pw = [g.power_w for g in group if _ok(g.power_w)]
+        out["t_s"].append(t)
+        out["util_pct"].append(sum(util) / len(util) if util else None)
+        out["mem_used_gib"].append(sum(mem) / 2**30 if mem else None)
+        out["power_w"].append(sum(pw) if pw else None)
+    return out
+
+
+def _gauge(values: list, reason_if_empty: str, simulated: bool) -> dict:
+    d = describe(values)
+    d["simulated"] = simulated
+    d["reason"] = reason_if_empty if d["n"] == 0 else None
+    return d
+
+
+def gpu_gauges(samples: list[GpuSample], window: Window) -> dict:
+    """gpu_utilization_pct (describe of the per-pass mean) plus GPU names and simulated flag."""
+    inside = [s for s in samples if window.contains(s.t_s)]
+    simulated = any(s.simulated for s in samples)
+    if not samples:
+        reason = NO_GPU_REASON
+    elif not inside:
+        reason = f"no GPU samples in the scored window ({len(samples)} samples outside it)"
+    else:
+        reason = "GPU samples carry no utilization reading"
+    series = gpu_series(inside)
+    util = _gauge(series["util_pct"], reason, simulated)
+    return {
+        "gpu_utilization_pct": util,
+        "gpu_mem_used_gib": describe(series["mem_used_gib"]),
+        "gpu_power_w": describe(series["power_w"]),
+        "gpu_names": sorted({s.name for s in samples if s.name}),
+        "gpu_count_seen": len({s.gpu_index for s in samples}),
+        "samples_total": len(samples),
+        "samples_in_window": len(inside),
+        "simulated": simulated,
+    }
+
+
+def server_gauges(samples: list[ServerSample], window: Window) -> dict:
+    """queue_depth (describe over scrapes in the window), running and KV-cache usage."""
+    inside = [s for s in samples if window.contains(s.t_s)]
+    simulated = any(s.simulated for s in samples)
+    if not samples:
+        reason = NO_SERVER_REASON
+    elif not inside:
+        reason = f"no server metrics scraped in the scored window ({len(samples)} scrapes outside it)"
+    else:
+        reason = "server metrics carry no queue depth"
+    return {
+        "queue_depth": _gauge([s.queue_depth for s in inside], reason, simulated),
+        "running": describe([s.running for s in inside]),
+        "kv_usage_frac": describe([s.kv_usage_frac for s in inside]),
+        "samples_total": len(samples),
+        "samples_in_window": len(inside),
+        "simulated": simulated,
+    }
+
+
+def _trapezoid_j(points: list[tuple[float, float]]) -> float:
+    return sum((t1 - t0) * (p0 + p1) / 2.0 for (t0, p0), (t1, p1) in zip(points, points[1:]))
+
+
+def energy_j(samples: list[GpuSample], window: Window) -> dict:
+    """GPU energy over the window, summed over GPUs: counter difference where present, else ∫power dt."""
+    inside = [s for s in samples if window.contains(s.t_s)]
+    total, methods, covered = 0.0, set(), []
+    for idx in sorted({s.gpu_index for s in inside}):
+        mine = sorted((s for s in inside if s.gpu_index == idx), key=lambda s: s.t_s)
+        ctr = [(s.t_s, s.energy_j) for s in mine if _ok(s.energy_j)]
+        pw = [(s.t_s, s.power_w) for s in mine if _ok(s.power_w)]
+        if len(ctr) >= 2 and ctr[-1][1] >= ctr[0][1]:
+            total += ctr[-1][1] - ctr[0][1]
+            methods.add("energy counter")
+            covered.append(ctr[-1][0] - ctr[0][0])
+        elif len(pw) >= 2:
+            total += _trapezoid_j(pw)
+            methods.add("trapezoid of power_w")
+            covered.append(pw[-1][0] - pw[0][0])
+    if not methods:
+        return {"energy_j": None, "method": None, "covered_s": None,
+                "reason": "no GPU power readings in the scored window", "simulated": False}
+    return {"energy_j": total, "method": ", ".join(sorted(methods)), "covered_s": min(covered),
+            "reason": None, "simulated": any(s.simulated for s in inside)}

@@ -1,0 +1,140 @@
+"""SLA: judge each policy row against the computed metrics (metrics/gauges seam → summary `sla`).
+
+The guide's strict reading: lower-is-better PASS if value < target, FAIL if value > alert, else
+WARN; higher-is-better PASS if value > target, FAIL if value < alert, else WARN. Overall = worst
+hard row; advisory (hard: false) and NOT MEASURED rows never change it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from harness.config import METRICS, ConfigError, SlaPolicy, load_sla
+from harness.scoring.stats import is_insufficient, safe_div, stat_of
+
+PASS, WARN, FAIL, NOT_MEASURED = "PASS", "WARN", "FAIL", "NOT MEASURED"
+RANK = {PASS: 0, WARN: 1, FAIL: 2}
+RATE_METRICS = ("request_rate_rps", "output_token_rate_tps", "total_token_rate_tps", "goodput_rps")
+OFFERED_COMPARABLE = ("request_rate_rps", "goodput_rps")  # same unit as an offered req/s rate
+
+
+def judge(value: float | None, target: float, alert: float, better: str) -> str:
+    """PASS / WARN / FAIL by the strict reading (value exactly at target or alert is WARN)."""
+    if value is None or not math.isfinite(value):
+        return NOT_MEASURED
+    if better == "lower":
+        return PASS if value < target else FAIL if value > alert else WARN
+    return PASS if value > target else FAIL if value < alert else WARN
+
+
+def margins(value: float | None, target: float, alert: float) -> dict:
+    """value - target and value - alert, absolute and as % of the threshold."""
+    if value is None:
+        return {"vs_target": None, "vs_alert": None, "vs_target_pct": None, "vs_alert_pct": None}
+    pct = lambda d, base: None if (p := safe_div(100.0 * d, abs(base))) is None else p  # noqa: E731
+    return {"vs_target": value - target, "vs_alert": value - alert,
+            "vs_target_pct": pct(value - target, target), "vs_alert_pct": pct(value - alert, alert)}
+
+
+def resolve_policy(sla: Any) -> tuple[dict | None, list[str]]:
+    """The scenario's `sla` (inline dict, or a name for old runs) as a policy dict; notes on trouble."""
+    if sla is None:
+        sla = "guide"
+    try:
+        if isinstance(sla, dict):
+            return SlaPolicy.model_validate(sla).model_dump(mode="json"), []
+        return load_sla(str(sla)).model_dump(mode="json"), [f"SLA policy '{sla}' loaded by name (scenario had no inline policy)"]
+    except (ConfigError, ValueError) as exc:
+        return None, [f"SLA policy unusable, no rows judged: {str(exc).splitlines()[0]}"]
+
+
+def _lookup(metric: str, stat: str, ctx: dict) -> tuple[float | None, int | None, dict]:
+    """(value, n, extra) for one row from the scoring context built by summarize()."""
+    if metric in ("ttft_s", "tpot_s", "itl_s", "e2e_s"):
+        d = ctx["metrics"].get(metric) or {}
+        reason = None if d.get("n") else "no successful requests with this metric in the scored window"
+        return stat_of(d, stat), d.get("n", 0), {"reason": reason}
+    if metric in ("gpu_utilization_pct", "queue_depth"):
+        d = ctx["gauges"].get(metric) or {}
+        return stat_of(d, stat), d.get("n", 0), {"reason": d.get("reason"), "simulated": bool(d.get("simulated"))}
+    if metric == "goodput_rps":
+        v = ctx["goodput"].get("goodput_rps")
+    else:
+        v = ctx["rates"].get(metric)
+    reason = None
+    if v is None:
+        reason = "no requests in the scored window" if metric == "error_rate_pct" else "scored window is empty"
+    return v, None, {"reason": reason}
+
+
+def _offered_rule(row: dict, metric: str, verdict: str, ctx: dict, notes: list[str]) -> str:
+    """Throughput judged against what was offered (closed loop: note; open loop below target: WARN)."""
+    if metric not in RATE_METRICS or verdict not in (WARN, FAIL):
+        return verdict
+    load = ctx["meta"].get("load") if isinstance(ctx["meta"].get("load"), dict) else {}
+    offered = ctx["meta"].get("offered_rate_rps")
+    if offered is None:
+        offered = load.get("offered_rate_rps")
+    if load.get("mode") == "closed":
+        users = load.get("users", "?")
+        achieved = ctx["rates"].get("request_rate_rps") or 0.0
+        notes.append(f"closed loop with {users} users: achieved {achieved:.3g} req/s; this measures what "
+                     f"{users} users drive, not capacity — run a sweep to measure capacity")
+        row["offered_limited"] = True
+        return verdict
+    if offered is not None and metric in OFFERED_COMPARABLE and float(offered) < float(row["target"]):
+        notes.append(f"offered {float(offered):.3g} req/s, below the {float(row['target']):.3g} req/s target: "
+                     "run a sweep to measure capacity")
+        row["offered_limited"] = True
+        return WARN
+    return verdict
+
+
+def judge_row(spec: dict, ctx: dict) -> dict:
+    """One SLA row with value, verdict, margins and notes."""
+    metric, stat = spec["metric"], spec.get("stat") or "value"
+    better, unit = METRICS[metric][0], METRICS[metric][1]
+    target, alert = float(spec["target"]), float(spec["alert"])
+    label = spec.get("label") or (metric if stat == "value" else f"{metric} {stat}")
+    value, n, extra = _lookup(metric, stat, ctx)
+    row: dict = {"metric": metric, "stat": stat, "label": label, "value": value, "unit": unit,
+                 "better": better, "target": target, "alert": alert, "hard": bool(spec.get("hard", True)),
+                 "n": n, "insufficient_samples": False, "advisory": not spec.get("hard", True),
+                 "offered_limited": False, "simulated": bool(extra.get("simulated"))}
+    notes: list[str] = []
+    verdict = judge(value, target, alert, better)
+    if verdict == NOT_MEASURED:
+        notes.append(extra.get("reason") or "not measured")
+    else:
+        if n is not None and is_insufficient(stat, n):
+            row["insufficient_samples"] = row["advisory"] = True
+            notes.append(f"insufficient samples: {stat} from n={n} < 100; advisory, WARN at worst")
+            if verdict == FAIL:
+                verdict = WARN
+        verdict = _offered_rule(row, metric, verdict, ctx, notes)
+        if row["simulated"]:
+            notes.append("simulated telemetry")
+    row["verdict"] = verdict
+    row["margins"] = margins(value, target, alert)
+    row["note"] = "; ".join(notes) or None
+    return row
+
+
+def overall_verdict(rows: list[dict]) -> tuple[str, list[str]]:
+    """Worst verdict over hard, measured rows (insufficient-sample rows count, capped at WARN)."""
+    counted = [r for r in rows if r["hard"] and r["verdict"] in RANK]
+    if not counted:
+        return WARN, ["no hard SLA row could be judged: overall WARN"]
+    return max((r["verdict"] for r in counted), key=RANK.__getitem__), []
+
+
+def evaluate(policy: dict | None, ctx: dict) -> dict:
+    """The summary's `sla` section: policy, rows, overall, counts, notes."""
+    rows = [judge_row(spec, ctx) for spec in (policy or {}).get("rows", [])]
+    overall, notes = overall_verdict(rows)
+    counts = {v: sum(1 for r in rows if r["verdict"] == v) for v in (PASS, WARN, FAIL, NOT_MEASURED)}
+    return {"policy": {"name": (policy or {}).get("name"), "description": (policy or {}).get("description", "")},
+            "overall": overall, "counts": counts, "rows": rows, "notes": notes,
+            "rule": "lower: PASS if value < target, FAIL if value > alert, else WARN; "
+                    "higher: PASS if value > target, FAIL if value < alert, else WARN"}

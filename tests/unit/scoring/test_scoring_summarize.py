@@ -1,0 +1,56 @@
+import json
+
+from harness.config import load_sla
+from harness.records import GpuSample, RunResult
+from harness.scoring import SCHEMA_VERSION, summarize
+
+TOP = {"schema_version", "run", "window", "counts", "metrics", "rates", "errors", "sla", "cost", "timeseries"}
+
+
+def test_zero_records_no_meta_degrades(make_run):
+    s = summarize(make_run([], scenario={}, meta={}))
+    json.dumps(s, allow_nan=False)
+    assert TOP <= set(s) and s["schema_version"] == SCHEMA_VERSION == 1
+    assert s["counts"]["total"] == 0 and s["metrics"]["ttft_s"]["n"] == 0
+    assert s["sla"]["overall"] in ("PASS", "WARN", "FAIL")
+    assert all(r["verdict"] == "NOT MEASURED" for r in s["sla"]["rows"])  # guide policy, nothing to judge
+    assert s["timeseries"]["t_s"] == []
+
+
+def test_all_errors(make_rec, make_run):
+    recs = [make_rec(i, sent_s=float(i), ok=False, error_type="connect", status=0) for i in range(5)]
+    s = summarize(make_run(recs, meta={"load_start_s": 0.0, "load_end_s": 5.0}))
+    json.dumps(s, allow_nan=False)
+    assert s["counts"]["ok"] == 0 and s["rates"]["error_rate_pct"] == 100.0
+    assert s["rates"]["request_rate_rps"] == 0.0 and s["goodput"]["good_requests"] == 0
+    by = {r["metric"]: r for r in s["sla"]["rows"]}
+    assert by["ttft_s"]["verdict"] == "NOT MEASURED" and by["error_rate_pct"]["verdict"] == "FAIL"
+    assert any("every request failed" in n for n in s["notes"])
+
+
+def test_broken_inputs_do_not_crash():
+    run = RunResult(run_dir=None, scenario={"load": "bogus", "sla": 42, "cost": {}}, records=[],
+                    gpu_samples=[], server_samples=[], meta={"load": None, "backend": "x", "interrupted": True})
+    s = summarize(run)
+    assert s["run"]["interrupted"] is True and any("interrupted" in n for n in s["notes"])
+
+
+def test_full_summary_layout(make_rec, make_run):
+    recs = [make_rec(i, sent_s=0.05 * i) for i in range(150)]
+    gpu = [GpuSample(t_s=0.5 * k, gpu_index=0, name="NVIDIA H100 80GB HBM3", util_gpu_pct=85.0, power_w=400.0,
+                     mem_used_bytes=2**33, simulated=True) for k in range(20)]
+    scen = {"name": "demo", "sla": load_sla("guide").model_dump(mode="json"), "backend": {"type": "sim", "gpu": "h100"}}
+    meta = {"load_start_s": 0.0, "load_end_s": 10.0, "scenario_name": "demo", "load": {"mode": "closed", "users": 2},
+            "backend": {"type": "sim", "command": ["slabench", "sim", "serve"], "simulated": True}}
+    s = summarize(make_run(recs, scenario=scen, meta=meta, gpu=gpu))
+    json.dumps(s, allow_nan=False)
+    assert s["run"]["scenario_name"] == "demo" and s["run"]["backend"]["command"][0] == "slabench"
+    for m in ("ttft_s", "tpot_s", "itl_s", "e2e_s"):
+        assert {"n", "p50", "p90", "p95", "p99", "p99.9", "mean", "min", "max"} <= set(s["metrics"][m])
+    row = s["sla"]["rows"][0]
+    assert {"metric", "stat", "label", "value", "unit", "target", "alert", "verdict", "margins", "hard", "note"} <= set(row)
+    assert s["metrics"]["gpu_utilization_pct"]["simulated"] is True and s["telemetry"]["gpu"]["simulated"] is True
+    ts = s["timeseries"]
+    assert ts["bucket_s"] == 1.0 and len(ts["t_s"]) == len(ts["achieved_rps"]) == len(ts["gpu_util_pct"])
+    assert sum(ts["sent_rps"]) == 150 and ts["gpu_simulated"] is True
+    assert s["cost"]["price_usd_per_gpu_hour"] == 5.0
