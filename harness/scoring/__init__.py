@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from harness.records import RunResult
 from harness.scoring.cost import cost_metrics, price_lookup
 from harness.scoring.gauges import energy_j, gpu_gauges, server_gauges
@@ -56,6 +58,23 @@ def _run_echo(run: RunResult) -> dict:
     return echo
 
 
+SATURATION_LAG_P99_S = 0.010  # open loop: sends later than this at p99 mean the client set the pace
+
+
+def load_generator_health(lag_s: list[float], meta: dict) -> dict:
+    """Whether the load generator kept its open-loop schedule (lag p99 <= 10 ms) and what its cap delayed."""
+    out: dict[str, Any] = {"lag_p99_s": None, "lag_p50_s": None, "saturated": False, "note": None,
+                           "delayed_by_cap": (meta.get("open_loop") or {}).get("delayed_by_cap")}
+    if lag_s:
+        p50, p99 = (float(x) for x in np.percentile(np.asarray(lag_s, float), [50, 99]))
+        out.update(lag_p50_s=p50, lag_p99_s=p99, saturated=p99 > SATURATION_LAG_P99_S)
+        if out["saturated"]:
+            out["note"] = (f"load generator saturated: schedule lag p99 {p99 * 1000:.1f} ms > "
+                           f"{SATURATION_LAG_P99_S * 1000:.0f} ms, so latencies include client-side delay "
+                           "(use --processes, a lower rate, or a bigger client machine)")
+    return out
+
+
 def summarize(run: RunResult) -> dict:
     """The summary.json content for one run (see docs/metrics.md for every key)."""
     scenario = run.scenario if isinstance(run.scenario, dict) else {}
@@ -89,6 +108,9 @@ def summarize(run: RunResult) -> dict:
         notes.append("every request failed: latency metrics are empty")
     if meta.get("interrupted"):
         notes.append("the run was interrupted: results cover a partial run")
+    load_gen = load_generator_health(dists.get("schedule_lag_s") or [], meta)
+    if load_gen["saturated"]:
+        notes.append(load_gen["note"])
     summary = {
         "schema_version": SCHEMA_VERSION,
         "run": _run_echo(run),
@@ -109,6 +131,7 @@ def summarize(run: RunResult) -> dict:
         "cost": cost,
         "telemetry": {"gpu": {k: gpu[k] for k in ("gpu_names", "gpu_count_seen", "samples_total", "samples_in_window", "simulated")},
                       "server": {k: server[k] for k in ("samples_total", "samples_in_window", "simulated")}},
+        "load_generator": load_gen,
         "timeseries": timeseries(records, list(run.gpu_samples or []), list(run.server_samples or []), window),
         "notes": notes,
     }

@@ -54,3 +54,13 @@ def test_full_summary_layout(make_rec, make_run):
     assert ts["bucket_s"] == 1.0 and len(ts["t_s"]) == len(ts["achieved_rps"]) == len(ts["gpu_util_pct"])
     assert sum(ts["sent_rps"]) == 150 and ts["gpu_simulated"] is True
     assert s["cost"]["price_usd_per_gpu_hour"] == 5.0
+
+
+def test_open_loop_lag_over_10ms_marks_the_load_generator_saturated():
+    from harness.scoring import load_generator_health
+
+    fine = load_generator_health([0.001] * 99 + [0.009], {"open_loop": {"delayed_by_cap": 0}})
+    assert not fine["saturated"] and fine["delayed_by_cap"] == 0 and fine["note"] is None
+    bad = load_generator_health([0.001] * 90 + [0.05] * 10, {})
+    assert bad["saturated"] and "load generator saturated" in bad["note"] and bad["lag_p99_s"] > 0.01
+    assert load_generator_health([], {})["lag_p99_s"] is None
