@@ -101,9 +101,9 @@ def execute(scenario_path: Path, out: Path | None = None, sla: str | None = None
     meta_path = run_dir / META_FILE
     _write_json(meta_path, meta)
 
-    backend = make_backend(scn.backend, run_dir / BACKEND_LOG)
     outcome_reason = "not started"
     try:
+        backend = make_backend(scn.backend, run_dir / BACKEND_LOG)
         with backend:
             meta["backend"] = backend.describe()
             _write_json(meta_path, meta)
@@ -111,8 +111,8 @@ def execute(scenario_path: Path, out: Path | None = None, sla: str | None = None
             telemetry = TelemetrySession(meta["backend"], backend.url, echo=echo)
             telemetry.start()
             try:
-                api_key_env = scn.backend.api_key_env if isinstance(scn.backend, ExternalBackend) else None
-                load = run_load(scn, backend.url, backend.model, run_dir, api_key_env=api_key_env,
+                load = run_load(scn, backend.url, backend.model, run_dir,
+                                api_key_env=getattr(scn.backend, "api_key_env", None),
                                 crashed=backend.poll_crash, echo=echo)
             finally:
                 meta["telemetry"] = telemetry.stop(run_dir)

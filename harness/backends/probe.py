@@ -46,6 +46,14 @@ def served_model(base_url: str, headers: dict | None = None) -> str | None:
     return None
 
 
+class HealthTimeout(BackendError):
+    """/health never answered 200 in time; `last` says what it answered last."""
+
+    def __init__(self, message: str, last: str):
+        super().__init__(message)
+        self.last = last
+
+
 def wait_healthy(base_url: str, timeout_s: float, alive: Callable[[], str | None] = lambda: None,
                  headers: dict | None = None, clock=time.monotonic, sleep=time.sleep) -> None:
     """Poll GET /health until 200. `alive()` returns an error message if the server process died."""
@@ -60,6 +68,6 @@ def wait_healthy(base_url: str, timeout_s: float, alive: Callable[[], str | None
             return
         last = f"HTTP {status}" if status else body.decode(errors="replace")
         if clock() >= deadline:
-            raise BackendError(f"{base_url} not ready after {timeout_s:g} s (last /health: {last}): "
-                               "check the server is running and the URL/port are right")
+            raise HealthTimeout(f"{base_url} not ready after {timeout_s:g} s (last /health: {last}): "
+                                "check the server is running and the URL/port are right", last)
         sleep(0.1)

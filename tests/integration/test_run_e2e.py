@@ -122,7 +122,7 @@ rows:
 
 @pytest.mark.parametrize("case", ["missing", "misspelled", "unreachable", "sim_bad_flag"])
 def test_bad_input_exits_2_with_one_line_and_no_child_left(tmp_path, case):
-    seed = {"missing": 1, "misspelled": 2, "unreachable": 3, "sim_bad_flag": 515151}[case]
+    seed = {"missing": 717171, "misspelled": 727272, "unreachable": 737373, "sim_bad_flag": 515151}[case]
     scn = write_scenario(tmp_path, seed=seed)
     args = ["run", str(scn), "--out", str(tmp_path / "r")]
     if case == "missing":

@@ -1,0 +1,142 @@
+"""Shared request plumbing for both API flavors: server context, per-request tracking, faults.
+
+`ServerContext` is everything a route handler needs (engine, metrics, limits, seeded RNGs);
+`Tracker` times one request's tokens and feeds the metrics hooks; `Faults` decides injected
+failures (all off by default).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from aiohttp import web
+
+
+def dumps(obj: Any) -> str:
+    """Compact JSON like pydantic's model_dump_json / serde_json (no spaces, UTF-8 kept)."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass
+class FaultConfig:
+    error_rate: float = 0.0  # share of requests answered with a server error before any token
+    abort_rate: float = 0.0  # share of streams whose connection is cut mid-way
+    stall_s: float = 0.0  # one pause of this length in the middle of every stream
+    malformed_rate: float = 0.0  # share of streams with one corrupted (non-JSON) event
+    crash_after_s: float = 0.0  # the process exits abruptly this long after start (0 = never)
+
+
+@dataclass
+class RequestFaults:
+    error: bool = False
+    abort_at: int | None = None  # token index after which the connection is closed
+    stall_at: int | None = None
+    malformed_at: int | None = None
+
+
+class Faults:
+    def __init__(self, cfg: FaultConfig, rng: random.Random):
+        self.cfg = cfg
+        self._rng = rng
+
+    def draw(self, output_tokens: int) -> RequestFaults:
+        c, r = self.cfg, self._rng
+        mid = max(output_tokens // 2, 0)
+        return RequestFaults(
+            error=c.error_rate > 0 and r.random() < c.error_rate,
+            abort_at=mid if c.abort_rate > 0 and r.random() < c.abort_rate else None,
+            stall_at=mid if c.stall_s > 0 else None,
+            malformed_at=mid if c.malformed_rate > 0 and r.random() < c.malformed_rate else None,
+        )
+
+
+@dataclass
+class ServerContext:
+    flavor: str
+    served_model_name: str
+    model_id: str
+    hf_name: str
+    engine: Any
+    metrics: Any
+    seed: int
+    faults: Faults
+    gpu_snapshot: Callable[[], dict]
+    max_model_len: int = 0  # vLLM
+    max_input_tokens: int = 0  # TGI
+    max_total_tokens: int = 0  # TGI
+    max_concurrent_requests: int = 0  # TGI
+    fingerprint: str = ""
+    clock: Callable[[], float] = time.perf_counter
+    in_flight: int = 0
+    _counter: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def request_rng(self) -> random.Random:
+        """A fresh RNG per request, seeded from (server seed, arrival order): reproducible runs."""
+        self._counter += 1
+        return random.Random(f"{self.seed}:{self._counter}")
+
+
+class Tracker:
+    """Timing of one request's tokens as written, feeding the metrics hooks once each."""
+
+    def __init__(self, ctx: ServerContext, arrival_s: float, prompt_tokens: int, max_new_tokens: int):
+        self.ctx = ctx
+        self.arrival_s = arrival_s
+        self.prompt_tokens = prompt_tokens
+        self.max_new_tokens = max_new_tokens
+        self.first_s: float | None = None
+        self.last_s: float | None = None
+        self.generated = 0
+        self.finished = False
+
+    def token(self) -> None:
+        now = self.ctx.clock()
+        m = self.ctx.metrics
+        if self.first_s is None:
+            self.first_s = now
+            m.on_first_token(now - self.arrival_s, self.prompt_tokens)
+        else:
+            m.on_token(now - self.last_s)
+        self.last_s = now
+        self.generated += 1
+
+    def finish(self, reason: str) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        now = self.ctx.clock()
+        ttft = None if self.first_s is None else self.first_s - self.arrival_s
+        self.ctx.metrics.on_finish(reason, self.prompt_tokens, self.generated, now - self.arrival_s, ttft,
+                                   self.max_new_tokens)
+
+
+async def json_body(request: web.Request) -> tuple[Any, str | None]:
+    """(parsed body, None) or (None, error text) for a body that is not JSON."""
+    raw = await request.read()
+    try:
+        return json.loads(raw), None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return None, str(exc)
+
+
+def abort_connection(request: web.Request) -> None:
+    """Cut the TCP connection without finishing the HTTP response (fault injection)."""
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+
+
+def sim_stats(ctx: ServerContext) -> dict:
+    """`GET /sim/stats`: calibration-mode release lateness (ms) versus the absolute schedule."""
+    late = sorted(getattr(ctx.engine, "lateness_s", ()))
+    out: dict = {"mode": "fixed" if hasattr(ctx.engine, "lateness_s") else "gpu", "tokens": len(late)}
+    if late:
+        def q(p: float) -> float:
+            return round(late[min(int(p * len(late)), len(late) - 1)] * 1000, 3)
+        out["token_lateness_ms"] = {"p50": q(0.5), "p99": q(0.99), "max": round(late[-1] * 1000, 3)}
+    return out

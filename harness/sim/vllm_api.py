@@ -1,0 +1,298 @@
+"""vLLM flavor seam: the OpenAI-compatible routes of vLLM 0.33 as protocols.md §A describes them.
+
+Routes: /health, /version, /v1/models, /v1/completions, /v1/chat/completions, /metrics, /sim/gpu.
+Chunk key order, `data: ` framing, usage, ids and error bodies follow the 0.33 FORMAT examples.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from .common import ServerContext, Tracker, abort_connection, dumps, json_body, sim_stats
+from .textgen import TextGen, choose_output_tokens, prompt_tokens_chat, prompt_tokens_text
+
+VLLM_VERSION = "0.33.0"
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, etype: str, message: str, param: str | None = None):
+        super().__init__(message)
+        self.status, self.etype, self.message, self.param = status, etype, message, param
+
+    def body(self) -> dict:
+        return {"error": {"message": self.message, "type": self.etype, "param": self.param, "code": self.status}}
+
+    def response(self) -> web.Response:
+        return web.Response(status=self.status, text=dumps(self.body()), content_type="application/json")
+
+
+def _bad_body(loc: str, msg: str, value: Any) -> ApiError:
+    # vLLM maps pydantic RequestValidationError to 400 "Bad Request" with the error list as text.
+    detail = dumps({"type": "value_error", "loc": ["body", *loc.split(".")], "msg": msg, "input": value})
+    return ApiError(400, "Bad Request", f"1 validation error:\n  {detail}", f"body.{loc}")
+
+
+def _int_field(body: dict, name: str, default: int | None) -> int | None:
+    v = body.get(name, default)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise _bad_body(name, "Input should be a valid integer", v)
+    return v
+
+
+def _check_common(ctx: ServerContext, body: dict, prompt_tokens: int, default_max: int | None) -> tuple[int, int, bool]:
+    """Validate model / stream options / lengths; returns (max_tokens, min_tokens, stream)."""
+    model = body.get("model")
+    if model is not None and model != ctx.served_model_name:
+        raise ApiError(404, "NotFoundError",
+                       f"The model `{model}` does not exist. Valid aliases: {ctx.served_model_name}.", "model")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise _bad_body("stream", "Input should be a valid boolean", stream)
+    if body.get("stream_options") is not None and not stream:
+        raise ApiError(400, "BadRequestError", "Stream options can only be defined when `stream=True`.",
+                       "stream_options")
+    max_tokens = _int_field(body, "max_completion_tokens", None) if "max_completion_tokens" in body else None
+    if max_tokens is None:
+        max_tokens = _int_field(body, "max_tokens", default_max)
+    min_tokens = _int_field(body, "min_tokens", 0) or 0
+    n = _int_field(body, "n", 1)
+    if n != 1:
+        raise ApiError(400, "BadRequestError", "The simulator supports only n=1.", "n")
+    L = ctx.max_model_len
+    if prompt_tokens > L:
+        raise ApiError(400, "BadRequestError",
+                       f"This model's maximum context length is {L} tokens. However, your prompt contains "
+                       f"{prompt_tokens} input tokens, which exceeds this limit even without any output tokens. "
+                       f"Please reduce the length of the input prompt. (parameter=input_tokens, value={prompt_tokens})",
+                       "input_tokens")
+    if prompt_tokens == L:
+        raise ApiError(400, "BadRequestError",
+                       f"The decoder prompt (length {prompt_tokens}) plus the number of requested output tokens "
+                       f"(at least 1) is longer than the maximum model length of {L}. Make sure that `max_model_len` "
+                       f"is no smaller than the number of text tokens (prompt + requested output tokens).")
+    if max_tokens is not None and max_tokens < 1:
+        raise ApiError(400, "BadRequestError", f"max_tokens must be at least 1, got {max_tokens}.", "max_tokens")
+    if max_tokens is not None and max_tokens > L:
+        raise ApiError(400, "BadRequestError", f"max_tokens={max_tokens} cannot be greater than max_model_len={L}. "
+                       "Please request fewer output tokens.", "max_tokens")
+    # 0.33 silently clamps max_tokens to the remaining context (None = all of it).
+    max_tokens = min(L - prompt_tokens, max_tokens if max_tokens is not None else L)
+    if min_tokens > max_tokens:
+        raise ApiError(400, "BadRequestError",
+                       f"min_tokens must be less than or equal to max_tokens={max_tokens}, got {min_tokens}.",
+                       "min_tokens")
+    return max_tokens, min_tokens, stream
+
+
+class VllmApi:
+    def __init__(self, ctx: ServerContext):
+        self.ctx = ctx
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_get("/health", self.health)
+        app.router.add_get("/ping", self.health)
+        app.router.add_get("/version", self.version)
+        app.router.add_get("/v1/models", self.models)
+        app.router.add_get("/metrics", self.metrics)
+        app.router.add_get("/sim/gpu", self.sim_gpu)
+        app.router.add_get("/sim/stats", self.sim_stats)
+        app.router.add_post("/v1/completions", self.completions)
+        app.router.add_post("/v1/chat/completions", self.chat)
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.Response(status=200)
+
+    async def version(self, request: web.Request) -> web.Response:
+        return web.json_response({"version": VLLM_VERSION}, dumps=dumps)
+
+    async def models(self, request: web.Request) -> web.Response:
+        now = int(time.time())
+        card = {"id": self.ctx.served_model_name, "object": "model", "created": now, "owned_by": "vllm",
+                "root": self.ctx.hf_name, "parent": None, "max_model_len": self.ctx.max_model_len,
+                "permission": [{"id": f"modelperm-{uuid.uuid4().hex[:16]}", "object": "model_permission",
+                                "created": now, "allow_create_engine": False, "allow_sampling": True,
+                                "allow_logprobs": True, "allow_search_indices": False, "allow_view": True,
+                                "allow_fine_tuning": False, "organization": "*", "group": None,
+                                "is_blocking": False}]}
+        return web.json_response({"object": "list", "data": [card]}, dumps=dumps)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        body, ctype = self.ctx.metrics.render()
+        resp = web.Response(body=body)
+        resp.headers["Content-Type"] = ctype
+        return resp
+
+    async def sim_gpu(self, request: web.Request) -> web.Response:
+        return web.json_response(self.ctx.gpu_snapshot(), dumps=dumps)
+
+    async def sim_stats(self, request: web.Request) -> web.Response:
+        return web.json_response(sim_stats(self.ctx), dumps=dumps)
+
+    # ---- generation ----
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        return await self._generate(request, chat=False)
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        return await self._generate(request, chat=True)
+
+    async def _generate(self, request: web.Request, chat: bool) -> web.StreamResponse:
+        ctx = self.ctx
+        arrival = ctx.clock()
+        body, err = await json_body(request)
+        try:
+            if err is not None or not isinstance(body, dict):
+                raise ApiError(400, "Bad Request", f"1 validation error:\n  {dumps({'type': 'json_invalid', 'loc': ['body'], 'msg': 'JSON decode error', 'ctx': {'error': err or 'not an object'}})}",
+                               "body")
+            if chat:
+                msgs = body.get("messages")
+                if not isinstance(msgs, list) or not all(isinstance(m, dict) for m in msgs):
+                    raise _bad_body("messages", "Field required" if msgs is None else "Input should be a valid list", msgs)
+                prompt_tokens = prompt_tokens_chat(msgs)
+            else:
+                if "prompt" not in body:
+                    raise _bad_body("prompt", "Field required", None)
+                try:
+                    prompt_tokens = prompt_tokens_text(body["prompt"])
+                except ValueError as exc:
+                    raise _bad_body("prompt", str(exc), body["prompt"]) from None
+            max_tokens, min_tokens, stream = _check_common(ctx, body, prompt_tokens, None if chat else 16)
+        except ApiError as exc:
+            ctx.metrics.on_reject("validation")
+            return exc.response()
+        rng = ctx.request_rng()
+        n_out, reason = choose_output_tokens(rng, max_tokens, min_tokens, bool(body.get("ignore_eos", False)))
+        faults = ctx.faults.draw(n_out)
+        if faults.error:
+            return ApiError(500, "InternalServerError", "Simulated engine failure (fault injection).").response()
+        prefix = "chatcmpl-" if chat else "cmpl-"
+        rid = prefix + (request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16])
+        gen = _Render(ctx, rid, chat, body, prompt_tokens, reason, n_out, TextGen(rng))
+        ticket = ctx.engine.submit(prompt_tokens, n_out, arrival)
+        tracker = Tracker(ctx, arrival, prompt_tokens, max_tokens)
+        try:
+            if not stream:
+                texts = []
+                async for _ in ticket.tokens():
+                    tracker.token()
+                    texts.append(gen.text.token())
+                tracker.finish(reason)
+                return web.Response(text=dumps(gen.full(texts)), content_type="application/json")
+            resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
+            await resp.prepare(request)
+            if ticket.instant and faults == type(faults)():
+                events = [gen.head()] if chat else []
+                for k in range(n_out):
+                    tracker.token()
+                    events.append(gen.chunk(k))
+                events += gen.tail()
+                await resp.write("".join(events).encode())
+            else:
+                if chat:
+                    await resp.write(gen.head().encode())
+                nxt = gen.chunk(0)  # pre-render so that at the target time only the write is left
+                async for k in ticket.tokens():
+                    if k == faults.stall_at:
+                        await asyncio.sleep(ctx.faults.cfg.stall_s)
+                    if k == faults.malformed_at:
+                        await resp.write(b'data: {"id":"' + rid.encode() + b'","object":\n\n')
+                    if k == faults.abort_at:
+                        tracker.finish("abort")
+                        abort_connection(request)
+                        return resp
+                    tracker.token()
+                    await resp.write(nxt.encode())
+                    if k + 1 < n_out:
+                        nxt = gen.chunk(k + 1)
+                await resp.write("".join(gen.tail()).encode())
+            tracker.finish(reason)
+            await resp.write_eof()
+            return resp
+        except (ConnectionResetError, asyncio.CancelledError):
+            tracker.finish("abort")
+            raise
+        finally:
+            ticket.cancel()
+
+
+class _Render:
+    """Builds vLLM 0.33 chunk / response JSON for one request (one token per chunk)."""
+
+    def __init__(self, ctx: ServerContext, rid: str, chat: bool, body: dict, prompt_tokens: int, reason: str,
+                 n_out: int, text: TextGen):
+        self.ctx, self.rid, self.chat, self.reason, self.n_out, self.text = ctx, rid, chat, reason, n_out, text
+        self.prompt_tokens = prompt_tokens
+        self.created = int(time.time())
+        opts = body.get("stream_options") or {}
+        self.include_usage = bool(opts.get("include_usage"))
+        self.continuous = self.include_usage and bool(opts.get("continuous_usage_stats"))
+        self.model = ctx.served_model_name
+        self.obj = "chat.completion.chunk" if chat else "text_completion"
+
+    def _usage(self, completion: int) -> dict:
+        return {"prompt_tokens": self.prompt_tokens, "total_tokens": self.prompt_tokens + completion,
+                "completion_tokens": completion}
+
+    def _event(self, d: dict) -> str:
+        return f"data: {dumps(d)}\n\n"
+
+    def head(self) -> str:
+        choice = {"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}
+        d = {"id": self.rid, "object": self.obj, "created": self.created, "model": self.model, "choices": [choice]}
+        if self.continuous:
+            d["usage"] = self._usage(0)
+        d.update({"prompt_token_ids": None, "prompt_text": None})
+        return self._event(d)
+
+    def chunk(self, k: int) -> str:
+        tok = self.text.token()
+        last = k == self.n_out - 1
+        if self.chat:
+            choice = {"index": 0, "delta": {"content": tok}, "logprobs": None, "finish_reason": self.reason if last else None}
+            if last:
+                choice["stop_reason"] = None
+            choice["token_ids"] = None
+            if last:
+                choice["weight_versions"] = None
+        else:
+            choice = {"index": 0, "text": tok, "logprobs": None, "finish_reason": self.reason if last else None,
+                      "stop_reason": None, "prompt_token_ids": None, "token_ids": None, "weight_versions": None}
+        d = {"id": self.rid, "object": self.obj, "created": self.created, "model": self.model, "choices": [choice]}
+        if self.continuous:
+            d["usage"] = self._usage(k + 1)
+        if last and not self.include_usage:
+            d["system_fingerprint"] = self.ctx.fingerprint
+        d["kv_transfer_params"] = None
+        return self._event(d)
+
+    def tail(self) -> list[str]:
+        out = []
+        if self.include_usage:
+            out.append(self._event({"id": self.rid, "object": self.obj, "created": self.created, "model": self.model,
+                                    "choices": [], "usage": self._usage(self.n_out),
+                                    "system_fingerprint": self.ctx.fingerprint}))
+        out.append("data: [DONE]\n\n")
+        return out
+
+    def full(self, texts: list[str]) -> dict:
+        text = "".join(texts)
+        usage = {**self._usage(len(texts)), "prompt_tokens_details": None}
+        if self.chat:
+            choice = {"index": 0, "message": {"role": "assistant", "content": text, "refusal": None,
+                                              "annotations": None, "audio": None, "function_call": None,
+                                              "tool_calls": [], "reasoning": None},
+                      "logprobs": None, "finish_reason": self.reason, "stop_reason": None, "token_ids": None}
+            obj = "chat.completion"
+        else:
+            choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": self.reason, "stop_reason": None,
+                      "token_ids": None, "prompt_logprobs": None, "prompt_token_ids": None}
+            obj = "text_completion"
+        return {"id": self.rid, "object": obj, "created": self.created, "model": self.model, "choices": [choice],
+                "service_tier": None, "system_fingerprint": self.ctx.fingerprint, "usage": usage,
+                "prompt_logprobs": None, "prompt_token_ids": None, "kv_transfer_params": None}

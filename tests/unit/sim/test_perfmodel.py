@@ -1,0 +1,63 @@
+"""Roofline step-time model: sanity targets and monotonicity (faster GPU / lighter weights)."""
+
+import pytest
+
+from harness.sim.catalog import default_catalog
+from harness.sim.perfmodel import Deployment
+from harness.sim.scheduler import SchedulerConfig, TraceRequest, simulate
+
+CAT = default_catalog()
+
+
+def dep(gpu="a100-80gb", model="llama-3-8b", quant="fp16", tp=1):
+    d = Deployment(CAT.gpu(gpu), CAT.model(model), CAT.quant(quant), tp)
+    d.check()
+    return d
+
+
+def test_sanity_llama3_8b_a100_80gb_low_load():
+    d = dep()
+    res = simulate([TraceRequest(0.0, 128, 64)], d, SchedulerConfig(256, 2048, d.kv_blocks)).requests[0]
+    assert 0.010 <= res.ttft_s <= 0.080  # tens of ms
+    itl = (res.token_times_s[-1] - res.token_times_s[0]) / 63
+    assert 0.008 <= itl <= 0.015
+
+
+def test_weights_and_kv_budget():
+    d = dep()
+    assert d.weight_bytes == pytest.approx(16.06e9, rel=0.01)
+    assert 0 < d.kv_capacity_tokens * d.kv_bytes_per_token < 0.92 * d.gpu.mem_bytes - d.weight_bytes
+
+
+@pytest.mark.parametrize("batch", [1, 8, 32, 64])
+def test_faster_gpu_never_decodes_slower(batch):
+    ctx = [512] * batch
+    order = ["t4", "l4", "a10g", "a100-40gb", "a100-80gb", "h100-sxm", "h200"]
+    times = [dep(g, "llama-2-7b").step_cost(ctx, []).time_s for g in order]
+    # L4 (300 GB/s) and T4 (320 GB/s) are both slow; compare by bandwidth, the decode bound.
+    by_bw = sorted(zip(order, times), key=lambda gt: CAT.gpu(gt[0]).bandwidth_gbps)
+    assert all(a[1] >= b[1] - 1e-12 for a, b in zip(by_bw, by_bw[1:]))
+
+
+@pytest.mark.parametrize("gpu", ["a100-80gb", "h100-sxm", "l4"])
+@pytest.mark.parametrize("batch", [1, 16, 64])
+def test_lighter_quantization_never_decodes_slower(gpu, batch):
+    ctx = [256] * batch
+    fp16 = dep(gpu, quant="fp16").step_cost(ctx, []).time_s
+    for q in ("fp8", "int8", "awq"):
+        assert dep(gpu, quant=q).step_cost(ctx, []).time_s <= fp16
+
+
+def test_prefill_is_compute_bound_for_long_prompts_and_never_below_weight_read():
+    d = dep()
+    short = d.step_cost([], [(8, 8)])
+    long = d.step_cost([], [(2048, 2048)])
+    assert short.time_s >= short.memory_s and short.memory_s >= short.compute_s
+    assert long.compute_s > long.memory_s
+
+
+def test_tensor_parallel_splits_weights_and_adds_comm():
+    one, four = dep("a100-80gb", "llama-3-8b"), dep("a100-80gb", "llama-3-8b", tp=4)
+    assert four.weight_bytes_per_gpu == pytest.approx(one.weight_bytes / 4)
+    t1, t4 = one.step_cost([512], []).time_s, four.step_cost([512], []).time_s
+    assert t4 < t1 and t4 > one.step_cost([512], []).memory_s / 4  # all-reduce + overhead not free
