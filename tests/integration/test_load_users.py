@@ -1,0 +1,78 @@
+"""Each API's Locust user against the simulated backend (the TGI user against the tgi flavor),
+plus error classes arriving through the real client path. Short, bounded runs on 127.0.0.1.
+"""
+
+import json
+
+import pytest
+
+from harness.backends.sim import SimProcessBackend
+from harness.config import SimBackend, parse_scenario, resolve_scenario
+from harness.load.locust_runner import run_load
+from harness.records import iter_records
+
+pytestmark = pytest.mark.integration
+
+
+def run(tmp_path, api, flavor="vllm", users=4, duration_s=3, out_tokens=24, extra_args=(), load_extra=None):
+    cfg = SimBackend(flavor=flavor, fixed_ttft_ms=20, fixed_itl_ms=5, extra_args=list(extra_args))
+    load = {"api": api, "users": users, "duration_s": duration_s, **(load_extra or {})}
+    scn = resolve_scenario(parse_scenario({"name": "u", "backend": cfg.model_dump(), "load": load,
+                                           "workload": {"prompt_tokens": 12, "output_tokens": out_tokens}}))
+    with SimProcessBackend(cfg, tmp_path / "backend.log") as b:
+        outcome = run_load(scn, b.url, b.model, tmp_path, echo=lambda s: None)
+    return outcome, list(iter_records(tmp_path / "requests.jsonl"))
+
+
+@pytest.mark.parametrize("api,flavor", [("openai-chat", "vllm"), ("openai-completions", "vllm"),
+                                        ("openai-chat", "tgi"), ("tgi-generate-stream", "tgi")])
+def test_each_api_user_streams_and_records(tmp_path, api, flavor):
+    outcome, recs = run(tmp_path, api, flavor)
+    assert outcome.reason == "completed"
+    assert len(recs) >= 8
+    assert all(r.api == api for r in recs)
+    assert all(r.ok for r in recs), [(r.error_type, r.error) for r in recs if not r.ok][:3]
+    for r in recs:
+        assert 0.020 <= r.ttft_s < 0.060
+        assert r.output_tokens <= 24 and r.output_tokens >= 1
+        assert len(r.itl_s) == r.output_tokens - 1
+        assert r.finish_reason
+        assert r.prompt_tokens is not None and r.prompt_tokens >= 12
+    if api != "tgi-generate-stream":  # OpenAI bodies force the length (ignore_eos) and usage is exact
+        assert all(r.output_tokens == 24 and r.output_tokens_source == "usage" for r in recs)
+    # Locust's own report sees the same requests.
+    from harness.load.workload import API_PATHS
+    assert API_PATHS[api] in (tmp_path / "locust.html").read_text()
+    assert json.loads((tmp_path / "locust_meta.json").read_text())["completed"] == len(recs)
+
+
+def test_server_errors_are_records_not_crashes(tmp_path):
+    outcome, recs = run(tmp_path, "openai-chat", extra_args=["--fault-error-rate", "1.0"], duration_s=2)
+    assert outcome.reason == "completed" and recs
+    assert {r.error_type for r in recs} == {"http_5xx"}
+    assert all(r.status >= 500 and not r.ok and r.error.startswith("HTTP 5") for r in recs)
+
+
+def test_tgi_overload_inside_the_stream_is_overloaded_429(tmp_path):
+    _, recs = run(tmp_path, "tgi-generate-stream", flavor="tgi", users=6, duration_s=2,
+                  extra_args=["--max-concurrent-requests", "1"])
+    kinds = {r.error_type for r in recs}
+    assert "overloaded_429" in kinds and None in kinds  # some got through, the rest were refused
+    refused = [r for r in recs if r.error_type == "overloaded_429"]
+    assert all(r.status == 200 and r.ttft_s is None for r in refused)  # TGI sends it as an SSE event
+
+
+def test_max_requests_stops_the_run(tmp_path):
+    _, recs = run(tmp_path, "openai-chat", users=2, duration_s=30, load_extra={"max_requests": 5})
+    assert len(recs) == 5  # issued requests are capped, so none beyond the limit is even sent
+
+
+def test_open_loop_sends_on_schedule(tmp_path):
+    _, recs = run(tmp_path, "openai-chat", duration_s=3,
+                  load_extra={"mode": "open", "rate_rps": 20, "arrival": "constant"})
+    assert 55 <= len(recs) <= 61
+    lags = sorted(r.sent_s - r.scheduled_s for r in recs)
+    assert lags[len(lags) // 2] < 0.005
+    gaps = [b.scheduled_s - a.scheduled_s for a, b in zip(sorted(recs, key=lambda r: r.scheduled_s),
+                                                            sorted(recs, key=lambda r: r.scheduled_s)[1:])]
+    assert all(abs(g - 0.05) < 1e-6 for g in gaps)
