@@ -54,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--fault-stall-s", type=float, default=0.0)
     f.add_argument("--fault-malformed-rate", type=float, default=0.0)
     f.add_argument("--fault-crash-after-s", type=float, default=0.0)
+    g = s.add_argument_group("gateway (off by default)")
+    g.add_argument("--api-key", default=None, help="require `Authorization: Bearer KEY` (vLLM: /v1* paths; "
+                   "TGI: generation routes); wrong or missing key → 401")
+    g.add_argument("--rate-limit-rps", type=float, default=None,
+                   help="token-bucket rate limit on generation routes (simulator extension); over it → 429")
+    g.add_argument("--rate-limit-burst", type=float, default=None, help="bucket size (default: max(1, rate))")
     ls = sub.add_parser("list", help="print the GPU and model catalogs")
     ls.add_argument("--catalog", default=None)
     return p
@@ -79,7 +85,8 @@ def _options(a: argparse.Namespace) -> ServeOptions:
         max_concurrent_requests=a.max_concurrent_requests, max_batch_total_tokens=a.max_batch_total_tokens,
         max_input_tokens=a.max_input_tokens, max_total_tokens=a.max_total_tokens,
         faults=FaultConfig(a.fault_error_rate, a.fault_abort_rate, a.fault_stall_s, a.fault_malformed_rate,
-                           a.fault_crash_after_s))
+                           a.fault_crash_after_s),
+        api_key=a.api_key, rate_limit_rps=a.rate_limit_rps, rate_limit_burst=a.rate_limit_burst)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ from aiohttp import web
 from .catalog import SimConfigError, load_catalog
 from .common import FaultConfig, Faults, ServerContext
 from .engine import FixedEngine, GpuEngine
+from .gate import gate_middleware
 from .metrics import TgiMetrics, VllmMetrics
 from .perfmodel import BLOCK_SIZE_TOKENS, Deployment, default_max_num_seqs
 from .scheduler import SchedulerConfig
@@ -58,6 +59,10 @@ class ServeOptions:
     max_input_tokens: int | None = None
     max_total_tokens: int | None = None
     faults: FaultConfig = field(default_factory=FaultConfig)
+    # gateway switches (off by default): API key as vLLM/TGI check it; token-bucket rate limit → 429
+    api_key: str | None = None
+    rate_limit_rps: float | None = None
+    rate_limit_burst: float | None = None  # bucket size; default max(1, rate_limit_rps)
 
 
 class Server:
@@ -150,7 +155,12 @@ def build_server(opts: ServeOptions) -> Server:
         metrics=metrics, seed=opts.seed, faults=Faults(opts.faults, random.Random(rng.random())),
         gpu_snapshot=lambda: gpu_snapshot(gpu, opts.tensor_parallel_size, engine.busy, used_bytes()),
         fingerprint=f"vllm-{VLLM_VERSION}{tp}-{digest}", **ctx_kw)
-    app = web.Application(client_max_size=64 * 1024 * 1024)
+    if opts.rate_limit_rps is not None and opts.rate_limit_rps <= 0:
+        raise SimConfigError(f"--rate-limit-rps must be > 0, got {opts.rate_limit_rps:g} (omit it to turn limiting off)")
+    if opts.rate_limit_burst is not None and opts.rate_limit_burst < 1:
+        raise SimConfigError(f"--rate-limit-burst must be >= 1, got {opts.rate_limit_burst:g}")
+    gate = gate_middleware(opts.flavor, opts.api_key, opts.rate_limit_rps, opts.rate_limit_burst)
+    app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[gate] if gate else [])
     (VllmApi(ctx) if vllm else TgiApi(ctx)).routes(app)
     return Server(opts, ctx, app, dep)
 
