@@ -24,6 +24,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--sla", help="SLA policy file or name in scenarios/sla/ (replaces the scenario's)")
     run.add_argument("--gate", action="store_true", help="exit 1 when any hard SLA row is FAIL")
     run.add_argument("--target", help="use this running OpenAI/TGI-compatible server instead of launching one")
+    run.add_argument("--processes", type=int, metavar="N", help="Locust worker processes on this machine")
+    run.add_argument("--expect-workers", type=int, metavar="N",
+                     help="run Locust as a master and wait for N `slabench worker`s (other machines)")
+    run.add_argument("--master-bind-port", type=int, default=5557, metavar="PORT")
+    run.add_argument("--master-bind-host", default="*", metavar="HOST", help="interface the master listens on")
+
+    wrk = sub.add_parser("worker", help="a Locust worker for a `slabench run --expect-workers N` master")
+    wrk.add_argument("--master-host", required=True)
+    wrk.add_argument("--master-port", type=int, default=5557)
+    wrk.add_argument("--api", default="openai-chat", choices=["openai-chat", "openai-completions", "tgi-generate-stream"])
 
     rep = sub.add_parser("report", help="re-render every report of a saved run folder")
     rep.add_argument("run_dir", type=Path)
@@ -48,7 +58,9 @@ def cmd_run(args) -> int:
     from harness.runner import execute
 
     outcome = execute(args.scenario, out=args.out, sla=args.sla, target=args.target,
-                      echo=lambda s: print(s, flush=True))
+                      echo=lambda s: print(s, flush=True), processes=args.processes,
+                      expect_workers=args.expect_workers, master_bind_port=args.master_bind_port,
+                      master_bind_host=args.master_bind_host)
     print(sla_table_text(outcome.summary))
     print(f"run folder: {outcome.run_dir}")
     print(f"report: {outcome.reports.get('report.html', outcome.run_dir / 'report.html')}")
@@ -57,6 +69,15 @@ def cmd_run(args) -> int:
     if outcome.interrupted:
         return EXIT_INTERRUPTED
     return _gate_code(outcome.summary, args.gate)
+
+
+def cmd_worker(args) -> int:
+    import subprocess
+
+    from harness.load.locust_runner import worker_argv
+
+    # The worker gets its scenario (api, model, workload, load) from the master when the run starts.
+    return subprocess.call(worker_argv(args.api, args.master_host, args.master_port))
 
 
 def cmd_report(args) -> int:
@@ -85,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
-        return cmd_run(args) if args.command == "run" else cmd_report(args)
+        return {"run": cmd_run, "report": cmd_report, "worker": cmd_worker}[args.command](args)
     except (ConfigError, HarnessError) as exc:
         print(f"slabench: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

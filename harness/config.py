@@ -278,6 +278,7 @@ class LoadConfig(_Model):
     max_in_flight: int | None = Field(1024, ge=1)  # requests it holds back are counted
     stages: list[RateStageConfig] | None = None  # open loop: rate steps, ramps, spikes, soak
     # both
+    processes: int = Field(1, ge=1, le=256)  # Locust worker processes on this machine (--processes)
     duration_s: float = Field(30, gt=0)
     max_requests: int | None = Field(None, ge=1)
     warmup_s: float = Field(0, ge=0)  # recorded, excluded from scoring
@@ -287,6 +288,8 @@ class LoadConfig(_Model):
     @model_validator(mode="after")
     def _modes(self) -> "LoadConfig":
         if self.mode == "open":
+            if self.processes > 1:
+                raise ValueError("mode: open runs one dispatcher process (it sends thousands of req/s): set processes: 1")
             if (self.rate_rps is None) == (self.stages is None):
                 raise ValueError("mode: open needs rate_rps (one rate) or stages (a rate per stage), not both")
             if self.stages:

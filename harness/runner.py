@@ -16,9 +16,10 @@ from typing import Callable
 
 import harness
 from harness.backends import BackendError, make_backend
-from harness.config import ExternalBackend, Scenario, load_scenario, resolve_scenario, scenario_to_yaml
+from harness.config import (ConfigError, ExternalBackend, LoadConfig, Scenario, load_scenario, resolve_scenario,
+                            scenario_to_yaml)
 from harness.load.arrivals import rate_profile
-from harness.load.locust_runner import run_load
+from harness.load.locust_runner import Distribution, run_load
 from harness.records import META_FILE, SCENARIO_FILE, SUMMARY_FILE, BACKEND_LOG
 from harness.telemetry.session import TelemetrySession
 
@@ -43,15 +44,19 @@ def default_run_dir(name: str, now: datetime | None = None, root: Path = Path("r
     return root / f"{name}-{now.strftime('%Y%m%dT%H%M%SZ')}"
 
 
-def prepare(scenario_path: Path, sla: str | None, target: str | None) -> Scenario:
+def prepare(scenario_path: Path, sla: str | None, target: str | None, processes: int | None = None) -> Scenario:
     scn = load_scenario(scenario_path)
+    if processes is not None:
+        try:
+            load = LoadConfig.model_validate({**scn.load.model_dump(exclude_unset=True), "processes": processes})
+        except ValueError as exc:
+            raise ConfigError(f"--processes: {str(exc).splitlines()[-1].strip()}") from None
+        scn = scn.model_copy(update={"load": load})
     if target:
         api_key_env = scn.backend.api_key_env if isinstance(scn.backend, ExternalBackend) else None
         try:
             backend = ExternalBackend(url=target, api_key_env=api_key_env)
         except ValueError as exc:
-            from harness.config import ConfigError
-
             raise ConfigError(f"--target: {str(exc).splitlines()[-1].strip()}") from None
         scn = scn.model_copy(update={"backend": backend})
     return resolve_scenario(scn, sla_override=sla, base_dir=Path(scenario_path).parent)
@@ -60,7 +65,7 @@ def prepare(scenario_path: Path, sla: str | None, target: str | None) -> Scenari
 def load_meta(scn: Scenario) -> dict:
     """What load was offered, for the report and for judging throughput rows."""
     load = scn.load
-    out = {"mode": load.mode, "api": load.api, "max_requests": load.max_requests}
+    out = {"mode": load.mode, "api": load.api, "max_requests": load.max_requests, "processes": load.processes}
     if load.mode == "closed":
         out.update(users=load.users, spawn_rate=load.spawn_rate, think_time_s=load.think_time_s)
     else:
@@ -85,8 +90,12 @@ def _write_json(path: Path, obj: dict) -> None:
 
 
 def execute(scenario_path: Path, out: Path | None = None, sla: str | None = None, target: str | None = None,
-            echo: Callable[[str], None] = print) -> RunOutcome:
-    scn = prepare(Path(scenario_path), sla, target)
+            echo: Callable[[str], None] = print, processes: int | None = None,
+            expect_workers: int | None = None, master_bind_port: int = 5557,
+            master_bind_host: str = "*") -> RunOutcome:
+    scn = prepare(Path(scenario_path), sla, target, processes)
+    dist = Distribution(processes=scn.load.processes, expect_workers=expect_workers,
+                        master_bind_port=master_bind_port, master_bind_host=master_bind_host)
     run_dir = Path(out) if out else default_run_dir(scn.name)
     if run_dir.exists() and any(run_dir.iterdir()):
         raise HarnessError(f"--out {run_dir} already holds files: choose a new folder or remove it")
@@ -113,7 +122,7 @@ def execute(scenario_path: Path, out: Path | None = None, sla: str | None = None
             try:
                 load = run_load(scn, backend.url, backend.model, run_dir,
                                 api_key_env=getattr(scn.backend, "api_key_env", None),
-                                crashed=backend.poll_crash, echo=echo)
+                                crashed=backend.poll_crash, echo=echo, dist=dist)
             finally:
                 meta["telemetry"] = telemetry.stop(run_dir)
             outcome_reason = load.reason

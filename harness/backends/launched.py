@@ -14,15 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends.base import Backend, BackendError
-from harness.backends.process import ChildProcess, redact, tail
+from harness.backends.process import ChildProcess, free_port, redact, tail
 from harness.backends.probe import HealthTimeout, wait_healthy
-
-
-def free_port() -> int:
-    """A port nothing listens on right now (bind 127.0.0.1:0, read it, close). Racy, but only briefly."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def port_in_use(port: int) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 from collections import deque
@@ -34,6 +35,13 @@ def redact(argv: list[str]) -> list[str]:
         else:
             out.append(a)
     return out
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (bind 127.0.0.1:0, read it, close). Racy, but only briefly."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def tail(path: Path, n: int = 50) -> str:

@@ -7,14 +7,14 @@ and appends it to `requests.jsonl`; Locust's own stats get the same request with
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import json
 import os
+import random
 import socket
 import time
 from pathlib import Path
-
-import random
 
 import gevent
 import gevent.pool
@@ -24,39 +24,70 @@ from locust.exception import StopUser
 from harness.config import LoadConfig, WorkloadConfig
 from harness.load.arrivals import arrival_times, rate_profile
 from harness.load.openloop import OpenLoopDispatcher
+from harness.load.rawread import read_some
 from harness.load.sse import SSEParser
 from harness.load.streams import ACCUMULATORS, error_message
 from harness.load.workload import PromptSource, request_body
 from harness.records import RecordWriter
 
-READ_BLOCK_BYTES = 65536
+
+
+FORWARD_EVERY_S = 0.5  # workers send their records to the master this often (and at stop)
+
+
+def _role(environment) -> str:
+    from locust.runners import MasterRunner, WorkerRunner
+
+    r = environment.runner
+    return "master" if isinstance(r, MasterRunner) else "worker" if isinstance(r, WorkerRunner) else "local"
 
 
 class BridgeState:
-    """Per-process run state shared by all users: config, the record writer, request counters."""
+    """Per-process run state shared by all users: config, where records go, request counters.
 
-    def __init__(self, cfg: dict, environment):
+    local: records go straight to requests.jsonl. worker (--processes, --worker): records are
+    forwarded to the master in batches as Locust messages. master: writes what workers forward,
+    and at the end waits until every worker has flushed, so no record is lost or duplicated.
+    """
+
+    def __init__(self, cfg: dict, environment, role: str):
+        self.role = role
+        self.apply_config(cfg)
+        self.writer = RecordWriter(cfg["records_path"]) if role != "worker" else None
+        if self.writer is not None:
+            atexit.register(self.writer.close)
+        self.outbox: list[str] = []  # worker: serialised records not yet sent to the master
+        self.meta_path = cfg.get("locust_meta_path")
+        self.status_path = cfg.get("status_path")
+        self._loops: list = []
+        self.environment = environment
+        self.issued = 0
+        self.completed = 0
+        self.next_stream = 0
+        self.worker_issued: dict[str, int] = {}  # master: latest issued count per worker
+        self.workers_done: set[str] = set()
+        self.load_start_s: float | None = None
+        self.load_start_unix_s: float | None = None
+        self.dispatch = None  # open loop: OpenLoopDispatcher stats
+
+    def apply_config(self, cfg: dict) -> None:
         self.cfg = cfg
         self.api: str = cfg.get("api", "openai-chat")
         self.model: str | None = cfg.get("model")
         self.workload = WorkloadConfig.model_validate(cfg.get("workload", {}))
         self.load = LoadConfig.model_validate(cfg.get("load", {}))
-        self.writer = RecordWriter(cfg["records_path"])
-        self.meta_path = cfg.get("locust_meta_path")
-        self.status_path = cfg.get("status_path")
-        self._status_greenlet = None
         key_env = cfg.get("api_key_env")
         self.api_key = os.environ.get(key_env) if key_env else None
-        self.environment = environment
-        self.issued = 0
-        self.completed = 0
-        self.next_stream = 0
-        self.load_start_s: float | None = None
-        self.dispatch = None  # open loop: OpenLoopDispatcher stats
-        self.load_start_unix_s: float | None = None
+
+    def config_for_workers(self) -> dict:
+        """What a worker on another machine needs (no master-local paths)."""
+        return {k: self.cfg.get(k) for k in ("api", "model", "workload", "load", "api_key_env")}
+
+    def on_config(self, msg, **_kw) -> None:
+        self.apply_config(msg.data)
 
     def take_slot(self) -> bool:
-        """Count one more request, or say the max_requests limit has been reached."""
+        """Count one more request, or say the max_requests limit has been reached (per process)."""
         cap = self.load.max_requests
         if cap is not None and self.issued >= cap:
             return False
@@ -64,19 +95,72 @@ class BridgeState:
         return True
 
     def record(self, rec) -> None:
-        self.writer.write(rec)
         self.completed += 1
+        if self.role == "worker":
+            self.outbox.append(rec.to_json())
+            return
+        self.writer.write(rec)
+        self._check_cap()
+
+    def _check_cap(self) -> None:
         cap = self.load.max_requests
         if cap is not None and self.completed >= cap and self.environment.runner is not None:
             gevent.spawn(self.environment.runner.quit)
 
+    # -- worker side
+
+    def forward(self) -> None:
+        lines, self.outbox = self.outbox, []
+        self.environment.runner.send_message("slabench_records", {
+            "worker": self.environment.runner.client_id, "lines": lines, "issued": self.issued})
+
+    def forward_loop(self) -> None:
+        while True:
+            gevent.sleep(FORWARD_EVERY_S)
+            if self.outbox:
+                self.forward()
+
+    def on_stop_request(self, msg=None, **_kw) -> None:
+        """Master asks to stop: finish in-flight requests (stop_timeout), flush, say done."""
+        runner = self.environment.runner
+        runner.stop()  # graceful: users end their current request first
+        self.forward()
+        runner.send_message("slabench_done", {"worker": runner.client_id, "completed": self.completed})
+
+    # -- master side
+
+    def on_records(self, msg, **_kw) -> None:
+        data = msg.data
+        for line in data["lines"]:
+            self.writer.write_line(line)
+        self.completed += len(data["lines"])
+        self.worker_issued[data["worker"]] = data["issued"]
+        self.issued = sum(self.worker_issued.values())
+        self._check_cap()
+
+    def on_done(self, msg, **_kw) -> None:
+        self.workers_done.add(msg.data["worker"])
+
+    def drain_workers(self) -> None:
+        """Before the master stops: ask every worker to finish and flush, and wait for all of them."""
+        runner = self.environment.runner
+        expected = {c.id for c in runner.clients.all}
+        if not expected or expected <= self.workers_done:
+            return
+        runner.send_message("slabench_stop")
+        deadline = time.perf_counter() + min(self.load.timeout_s, 60.0) + 10
+        while not expected <= self.workers_done and time.perf_counter() < deadline:
+            gevent.sleep(0.05)
+
+    # -- files the harness reads (local and master only)
+
     def write_status(self) -> None:
         """Counters the harness's progress line reads (issued, completed, in flight), every second."""
-        if self.status_path:
+        if self.status_path and self.role != "worker":
             tmp = self.status_path + ".tmp"
             with open(tmp, "w", encoding="utf-8") as fh:
                 json.dump({"issued": self.issued, "completed": self.completed,
-                           "in_flight": self.issued - self.completed}, fh)
+                           "in_flight": max(self.issued - self.completed, 0)}, fh)
             os.replace(tmp, self.status_path)
 
     def status_loop(self) -> None:
@@ -85,10 +169,11 @@ class BridgeState:
             gevent.sleep(1.0)
 
     def write_meta(self) -> None:
-        if not self.meta_path:
+        if not self.meta_path or self.role == "worker":
             return
         meta = {"load_start_s": self.load_start_s, "load_start_unix_s": self.load_start_unix_s,
-                "load_end_s": time.perf_counter(), "issued": self.issued, "completed": self.completed}
+                "load_end_s": time.perf_counter(), "issued": self.issued, "completed": self.completed,
+                "role": self.role, "workers": sorted(self.worker_issued)}
         if self.dispatch is not None:
             meta["open_loop"] = dataclasses.asdict(self.dispatch)
         Path(self.meta_path).write_text(json.dumps(meta), encoding="utf-8")
@@ -108,12 +193,19 @@ def _on_init(environment, **_kw):
     else:  # run by hand: `locust -f loadtests/openai_chat.py --host URL`
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         cfg = {"records_path": f"reports/locust-{stamp}/requests.jsonl"}
-    environment.slabench = BridgeState(cfg, environment)
-    timeout_s = environment.slabench.load.timeout_s
-    load = environment.slabench.load
+    role = _role(environment)
+    st = environment.slabench = BridgeState(cfg, environment, role)
+    runner = environment.runner
+    if role == "master":
+        runner.register_message("slabench_records", st.on_records)
+        runner.register_message("slabench_done", st.on_done)
+    elif role == "worker":
+        runner.register_message("slabench_stop", st.on_stop_request, concurrent=True)
+        runner.register_message("slabench_config", st.on_config)
+    load = st.load
     for cls in (OpenAIChatUser, OpenAICompletionsUser, TGIStreamUser):
-        cls.network_timeout = timeout_s
-        cls.connection_timeout = min(timeout_s, 10.0)
+        cls.network_timeout = load.timeout_s
+        cls.connection_timeout = min(load.timeout_s, 10.0)
         cls.wait_time = constant(load.think_time_s)
         if load.mode == "open":  # one dispatcher user owns every connection
             cls.concurrency = load.max_in_flight or 1024
@@ -125,47 +217,46 @@ def _on_start(environment, **_kw):
     if st is not None and st.load_start_s is None:
         st.load_start_s = time.perf_counter()
         st.load_start_unix_s = time.time()
-        st._status_greenlet = gevent.spawn(st.status_loop)
+        loop = st.forward_loop if st.role == "worker" else st.status_loop
+        st._loops.append(gevent.spawn(loop))
+        if st.role == "master":  # test_start fires before the spawn messages: workers get it first
+            environment.runner.send_message("slabench_config", st.config_for_workers())
+
+
+@events.test_stopping.add_listener
+def _on_stopping(environment, **_kw):
+    st = getattr(environment, "slabench", None)
+    if st is not None and st.role == "master":
+        st.drain_workers()
 
 
 @events.test_stop.add_listener
 def _on_stop(environment, **_kw):
     st = getattr(environment, "slabench", None)
-    if st is not None:
-        if st._status_greenlet is not None:
-            st._status_greenlet.kill(block=False)
-        st.writer.flush()
-        st.write_status()
-        st.write_meta()
+    if st is None:
+        return
+    for g in st._loops:
+        g.kill(block=False)
+    if st.role == "worker":
+        if st.outbox:
+            st.forward()
+        return
+    st.writer.flush()
+    st.write_status()
+    st.write_meta()
 
 
 @events.quitting.add_listener
 def _on_quit(environment, **_kw):
+    # Locust fires `quitting` before it stops the runner (e.g. on SIGTERM): records may still
+    # arrive after this, so only flush here; the file is closed at exit (atexit in BridgeState).
     st = getattr(environment, "slabench", None)
-    if st is not None:
-        st.writer.close()
-
-
-def _read_some(raw) -> bytes:
-    """Whatever body bytes have arrived (at least one byte, b'' at end of message).
-
-    geventhttpclient's public `read(n)` blocks until n bytes or the end, which would delay every
-    chunk of a stream; this reads one socket block at a time and returns as soon as the parser
-    has body bytes, so the timestamp taken after it is when the token arrived.
-    """
-    buf = getattr(raw, "_body_buffer", None)
-    if buf is None:  # unknown geventhttpclient internals: fall back to one SSE event at a time
-        return raw.readline(b"\n\n")
-    while not buf:
-        if raw.message_complete or raw._sock is None:
-            return b""
-        data = raw._sock.recv(READ_BLOCK_BYTES)
-        if not data:
-            raise ConnectionResetError("connection closed mid-stream")
-        raw.feed(data)
-    out = bytes(buf)
-    del buf[:]
-    return out
+    if st is None or st.writer is None:
+        return
+    if st.role == "master":
+        st.drain_workers()
+        st.write_meta()
+    st.writer.flush()
 
 
 class _LLMUser(FastHttpUser):
@@ -267,7 +358,7 @@ class _LLMUser(FastHttpUser):
         raw = resp._response
         parser = SSEParser()
         while True:
-            block = _read_some(raw)
+            block = read_some(raw)
             t_s = time.perf_counter()  # taken when the bytes arrived, before any parsing
             if not block:
                 acc.feed(parser.close(), t_s)

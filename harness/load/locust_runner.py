@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from harness.backends.process import ChildProcess
+from harness.backends.process import ChildProcess, free_port
 from harness.config import Scenario
 from harness.load.progress import ProgressTail
 from harness.records import REQUESTS_FILE
@@ -29,6 +29,7 @@ LOADTESTS_DIR = Path(__file__).resolve().parents[2] / "loadtests"
 LOCUST_META = "locust_meta.json"
 LOCUST_STATUS = "locust_status.json"
 STARTUP_SLACK_S = 30.0  # Locust's own start (imports, spawning) on a slow 2-core machine
+WORKER_WAIT_S = 300.0  # master mode: how long remote workers may take to connect
 
 
 @dataclass
@@ -38,7 +39,35 @@ class LoadOutcome:
     locust_meta: dict
 
 
-def locust_argv(scn: Scenario, url: str, run_dir: Path, config_path: Path) -> list[str]:
+@dataclass(frozen=True)
+class Distribution:
+    """How Locust spreads the users: one process, --processes N here, or a master for remote workers."""
+
+    processes: int = 1
+    expect_workers: int | None = None  # master mode: wait for this many `slabench worker`s
+    master_bind_port: int = 5557
+    master_bind_host: str = "*"  # master mode: where remote workers can reach it
+
+    def argv(self) -> list[str]:
+        if self.expect_workers:
+            return ["--master", "--expect-workers", str(self.expect_workers),
+                    "--master-bind-host", self.master_bind_host, "--master-bind-port", str(self.master_bind_port)]
+        if self.processes > 1:
+            # Local workers only: loopback and a port of our own, so two runs never share a master.
+            port = free_port()
+            return ["--processes", str(self.processes), "--master-bind-host", "127.0.0.1",
+                    "--master-bind-port", str(port), "--master-host", "127.0.0.1", "--master-port", str(port)]
+        return []
+
+
+def worker_argv(api: str, master_host: str, master_port: int = 5557) -> list[str]:
+    """A Locust worker for `slabench run --expect-workers N` on another machine (or this one)."""
+    return [sys.executable, "-m", "locust", "-f", str(LOADTESTS_DIR / LOCUSTFILES[api]), "--worker",
+            "--master-host", master_host, "--master-port", str(master_port)]
+
+
+def locust_argv(scn: Scenario, url: str, run_dir: Path, config_path: Path,
+                dist: Distribution = Distribution()) -> list[str]:
     load = scn.load
     stop_timeout_s = min(load.timeout_s, 60.0)  # let in-flight requests finish and be recorded
     if load.mode == "open":
@@ -52,7 +81,7 @@ def locust_argv(scn: Scenario, url: str, run_dir: Path, config_path: Path) -> li
     return [sys.executable, "-m", "locust", "-f", str(LOADTESTS_DIR / LOCUSTFILES[load.api]), "--headless",
             "-u", str(users), "-r", f"{spawn:g}", "-t", f"{math.ceil(run_s)}s",
             "--stop-timeout", f"{stop_timeout_s:g}", "--host", url, "--only-summary",
-            "--html", str(run_dir / "locust.html"), "--slabench-config", str(config_path)]
+            "--html", str(run_dir / "locust.html"), "--slabench-config", str(config_path), *dist.argv()]
 
 
 def _offered_rps(scn: Scenario) -> float | None:
@@ -66,7 +95,7 @@ def _offered_rps(scn: Scenario) -> float | None:
 
 def run_load(scn: Scenario, url: str, model: str | None, run_dir: Path, api_key_env: str | None = None,
              crashed: Callable[[], str | None] = lambda: None, echo: Callable[[str], None] = print,
-             progress_every_s: float = 2.0) -> LoadOutcome:
+             progress_every_s: float = 2.0, dist: Distribution | None = None) -> LoadOutcome:
     """Run the scenario's traffic against `url`; records land in run_dir/requests.jsonl."""
     config_path = run_dir / "load.json"
     cfg = {"api": scn.load.api, "model": model, "workload": scn.workload.model_dump(mode="json"),
@@ -74,12 +103,17 @@ def run_load(scn: Scenario, url: str, model: str | None, run_dir: Path, api_key_
            "locust_meta_path": str(run_dir / LOCUST_META), "status_path": str(run_dir / LOCUST_STATUS),
            "api_key_env": api_key_env}
     config_path.write_text(json.dumps(cfg, indent=1), encoding="utf-8")
-    child = ChildProcess(locust_argv(scn, url, run_dir, config_path), run_dir / "locust.log",
+    dist = dist or Distribution(processes=scn.load.processes)
+    child = ChildProcess(locust_argv(scn, url, run_dir, config_path, dist), run_dir / "locust.log",
                          stop_grace_s=min(scn.load.timeout_s, 60.0) + 5)
     tail = ProgressTail(run_dir / REQUESTS_FILE, status_path=run_dir / LOCUST_STATUS,
                         offered_rps=_offered_rps(scn))
     total_s = scn.load.duration_s
     deadline_s = total_s + min(scn.load.timeout_s, 60.0) + STARTUP_SLACK_S
+    if dist.expect_workers:
+        deadline_s += WORKER_WAIT_S
+        echo(f"waiting for {dist.expect_workers} worker(s): slabench worker --master-host THIS_HOST "
+             f"--master-port {dist.master_bind_port} --api {scn.load.api}")
     t0 = time.perf_counter()
     next_print = t0 + progress_every_s
     reason = "completed"

@@ -156,7 +156,7 @@ def build_server(opts: ServeOptions) -> Server:
         gpu_snapshot=lambda: gpu_snapshot(gpu, opts.tensor_parallel_size, engine.busy, used_bytes()),
         fingerprint=f"vllm-{VLLM_VERSION}{tp}-{digest}", **ctx_kw)
     if opts.rate_limit_rps is not None and opts.rate_limit_rps <= 0:
-        raise SimConfigError(f"--rate-limit-rps must be > 0, got {opts.rate_limit_rps:g} (omit it to turn limiting off)")
+        raise SimConfigError(f"--rate-limit-rps must be > 0, got {opts.rate_limit_rps:g} (omit it for no limit)")
     if opts.rate_limit_burst is not None and opts.rate_limit_burst < 1:
         raise SimConfigError(f"--rate-limit-burst must be >= 1, got {opts.rate_limit_burst:g}")
     gate = gate_middleware(opts.flavor, opts.api_key, opts.rate_limit_rps, opts.rate_limit_burst)
