@@ -94,7 +94,7 @@ def test_never_ready_times_out_and_leaves_no_process(tmp_path, monkeypatch):
         with b:
             pass
     assert "did not start within 1 s" in str(ei.value)
-    assert wait_until(pidfile.exists)
+    assert wait_until(lambda: pidfile.exists() and pidfile.read_text().strip())
     assert not alive(int(pidfile.read_text()))
 
 
@@ -103,7 +103,7 @@ def test_sigterm_ignored_gets_sigkill(tmp_path, monkeypatch):
     monkeypatch.setenv("PIDFILE", str(pidfile))
     child = ChildProcess([sys.executable, "-c", FAKE_IGNORES_TERM], tmp_path / "log", stop_grace_s=0.5)
     child.start()
-    assert wait_until(pidfile.exists)
+    assert wait_until(lambda: pidfile.exists() and pidfile.read_text().strip())
     pid = int(pidfile.read_text())
     assert os.getpgid(pid) == pid  # own session/process group, so Ctrl-C on the terminal never hits it
     rc = child.stop()
