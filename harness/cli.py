@@ -30,6 +30,22 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--master-bind-port", type=int, default=5557, metavar="PORT")
     run.add_argument("--master-bind-host", default="*", metavar="HOST", help="interface the master listens on")
 
+    run.add_argument("--prometheus-port", type=int, metavar="PORT",
+                     help="serve the guide's llm_* metrics live on this port during the run")
+
+    chk = sub.add_parser("check", help="run the guide's deployment checklist against a running server")
+    chk.add_argument("url")
+    chk.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the API key")
+    chk.add_argument("--sla", help="SLA policy for the probe load (default: guide)")
+    chk.add_argument("--out", type=Path, help="folder for checklist.html/json (default reports/check-<UTC>/)")
+    chk.add_argument("--run-dir", type=Path, help="a run folder (or a folder of runs) as load-test evidence")
+    chk.add_argument("--gpu", help="GPU id for the cost-tracking line (t4, a10g, a100-80gb, h100-sxm, ...)")
+    chk.add_argument("--probe-requests", type=int, default=20)
+    chk.add_argument("--burst", type=int, default=50)
+
+    alr = sub.add_parser("alerts", help="print Prometheus alerting rules generated from an SLA policy")
+    alr.add_argument("policy", help="SLA policy file or name (e.g. scenarios/sla/guide.yaml)")
+
     wrk = sub.add_parser("worker", help="a Locust worker for a `slabench run --expect-workers N` master")
     wrk.add_argument("--master-host", required=True)
     wrk.add_argument("--master-port", type=int, default=5557)
@@ -60,7 +76,7 @@ def cmd_run(args) -> int:
     outcome = execute(args.scenario, out=args.out, sla=args.sla, target=args.target,
                       echo=lambda s: print(s, flush=True), processes=args.processes,
                       expect_workers=args.expect_workers, master_bind_port=args.master_bind_port,
-                      master_bind_host=args.master_bind_host)
+                      master_bind_host=args.master_bind_host, prometheus_port=args.prometheus_port)
     print(sla_table_text(outcome.summary))
     print(f"run folder: {outcome.run_dir}")
     print(f"report: {outcome.reports.get('report.html', outcome.run_dir / 'report.html')}")
@@ -78,6 +94,20 @@ def cmd_worker(args) -> int:
 
     # The worker gets its scenario (api, model, workload, load) from the master when the run starts.
     return subprocess.call(worker_argv(args.api, args.master_host, args.master_port))
+
+
+def cmd_check(args) -> int:
+    from harness.ops.check import main_check
+
+    return main_check(args.url, args.api_key_env, args.sla, args.out, args.probe_requests, args.burst,
+                      args.run_dir, args.gpu)
+
+
+def cmd_alerts(args) -> int:
+    from harness.ops.alerts import main_alerts
+
+    sys.stdout.write(main_alerts(args.policy))
+    return EXIT_OK
 
 
 def cmd_report(args) -> int:
@@ -106,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
-        return {"run": cmd_run, "report": cmd_report, "worker": cmd_worker}[args.command](args)
+        commands = {"run": cmd_run, "report": cmd_report, "worker": cmd_worker, "check": cmd_check,
+                    "alerts": cmd_alerts}
+        return commands[args.command](args)
     except (ConfigError, HarnessError) as exc:
         print(f"slabench: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -150,6 +150,36 @@ class RecordWriter:
         self.close()
 
 
+class JsonlTail:
+    """Reads only the complete lines appended to a JSONL file since the last call (torn tail kept)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._offset = 0
+        self._partial = b""
+
+    def read(self) -> list[dict]:
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self._offset)
+                data = fh.read()
+        except FileNotFoundError:
+            return []
+        self._offset += len(data)
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
+        out = []
+        for line in lines:
+            if line.strip():
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(obj, dict):
+                    out.append(obj)
+        return out
+
+
 def iter_records(path: Path | str) -> Iterator[RequestRecord]:
     """Read requests.jsonl; a torn last line (crash mid-write) is skipped, not fatal."""
     with open(path, encoding="utf-8") as fh:

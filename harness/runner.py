@@ -76,6 +76,21 @@ def load_meta(scn: Scenario) -> dict:
     return out
 
 
+def _start_exporter(port: int | None, run_dir: Path, echo: Callable[[str], None]):
+    """The live Prometheus endpoint (`--prometheus-port`), or None."""
+    if port is None:
+        return None
+    from harness.ops.exporter import LiveExporter
+
+    exporter = LiveExporter(port, run_dir)
+    try:
+        exporter.start()
+    except OSError as exc:
+        raise HarnessError(f"--prometheus-port {port}: cannot listen ({exc.strerror}): choose a free port") from None
+    echo(f"live metrics: {exporter.url}")
+    return exporter
+
+
 def _host_versions() -> dict:
     import locust
 
@@ -92,7 +107,7 @@ def _write_json(path: Path, obj: dict) -> None:
 def execute(scenario_path: Path, out: Path | None = None, sla: str | None = None, target: str | None = None,
             echo: Callable[[str], None] = print, processes: int | None = None,
             expect_workers: int | None = None, master_bind_port: int = 5557,
-            master_bind_host: str = "*") -> RunOutcome:
+            master_bind_host: str = "*", prometheus_port: int | None = None) -> RunOutcome:
     scn = prepare(Path(scenario_path), sla, target, processes)
     dist = Distribution(processes=scn.load.processes, expect_workers=expect_workers,
                         master_bind_port=master_bind_port, master_bind_host=master_bind_host)
@@ -119,11 +134,16 @@ def execute(scenario_path: Path, out: Path | None = None, sla: str | None = None
             echo(f"backend ready: {backend.url} serving {backend.model}")
             telemetry = TelemetrySession(meta["backend"], backend.url, echo=echo)
             telemetry.start()
+            exporter = _start_exporter(prometheus_port, run_dir, echo)
             try:
+                tick = (lambda: (exporter.poll(), exporter.update_from_telemetry(telemetry))) if exporter else None
                 load = run_load(scn, backend.url, backend.model, run_dir,
                                 api_key_env=getattr(scn.backend, "api_key_env", None),
-                                crashed=backend.poll_crash, echo=echo, dist=dist)
+                                crashed=backend.poll_crash, echo=echo, dist=dist, on_tick=tick)
             finally:
+                if exporter is not None:
+                    exporter.poll()
+                    exporter.stop()
                 meta["telemetry"] = telemetry.stop(run_dir)
             outcome_reason = load.reason
             meta["backend"] = backend.describe()

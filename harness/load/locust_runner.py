@@ -95,7 +95,8 @@ def _offered_rps(scn: Scenario) -> float | None:
 
 def run_load(scn: Scenario, url: str, model: str | None, run_dir: Path, api_key_env: str | None = None,
              crashed: Callable[[], str | None] = lambda: None, echo: Callable[[str], None] = print,
-             progress_every_s: float = 2.0, dist: Distribution | None = None) -> LoadOutcome:
+             progress_every_s: float = 2.0, dist: Distribution | None = None,
+             on_tick: Callable[[], None] | None = None) -> LoadOutcome:
     """Run the scenario's traffic against `url`; records land in run_dir/requests.jsonl."""
     config_path = run_dir / "load.json"
     cfg = {"api": scn.load.api, "model": model, "workload": scn.workload.model_dump(mode="json"),
@@ -131,6 +132,8 @@ def run_load(scn: Scenario, url: str, model: str | None, run_dir: Path, api_key_
             if now >= next_print:
                 tail.poll()
                 echo(tail.line(now - t0, total_s))
+                if on_tick is not None:
+                    on_tick()  # e.g. the live Prometheus exporter catching up
                 next_print += progress_every_s
             time.sleep(0.05)
     except KeyboardInterrupt:

@@ -12,15 +12,16 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.records import JsonlTail
+
 
 class ProgressTail:
     def __init__(self, path: Path, window: int = 2000, status_path: Path | None = None,
                  offered_rps: float | None = None):
         self.path = Path(path)
+        self._tail = JsonlTail(self.path)
         self.status_path = Path(status_path) if status_path else None
         self.offered_rps = offered_rps
-        self._offset = 0
-        self._partial = b""
         self.completed = 0
         self.errors = 0
         self.ttft_s: deque[float] = deque(maxlen=window)  # recent TTFTs: percentiles "so far" stay cheap
@@ -28,31 +29,14 @@ class ProgressTail:
 
     def poll(self) -> int:
         """Read new complete lines; returns how many records arrived."""
-        try:
-            with open(self.path, "rb") as fh:
-                fh.seek(self._offset)
-                data = fh.read()
-        except FileNotFoundError:
-            return 0
-        self._offset += len(data)
-        data = self._partial + data
-        lines = data.split(b"\n")
-        self._partial = lines.pop()
-        n = 0
-        for line in lines:
-            if not line:
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            n += 1
+        recs = self._tail.read()
+        for rec in recs:
             self.completed += 1
             if not rec.get("ok"):
                 self.errors += 1
             elif rec.get("ttft_s") is not None:
                 self.ttft_s.append(rec["ttft_s"])
-        return n
+        return len(recs)
 
     def line(self, elapsed_s: float, total_s: float) -> str:
         """One status line: elapsed/total, completions and their rate, errors, TTFT p50/p99."""

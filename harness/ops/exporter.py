@@ -7,7 +7,6 @@ GPU gauges from telemetry. Latency/TTFT/TPOT/ITL histograms cover ok requests (a
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from harness.records import REQUESTS_FILE, GpuSample, RequestRecord, ServerSample
+from harness.records import REQUESTS_FILE, GpuSample, JsonlTail, RequestRecord, ServerSample
 
 # Metric names (the guide's four, plus TTFT, tokens, TPOT, ITL and GPU utilization).
 REQUESTS_TOTAL = "llm_requests_total"  # counter, label status = ok | error
@@ -37,36 +36,6 @@ HISTOGRAMS = (REQUEST_LATENCY, TTFT, TPOT, ITL)
 EXPOSED_SAMPLE_NAMES = frozenset(
     {REQUESTS_TOTAL, QUEUE_SIZE, GPU_MEMORY, GPU_UTILIZATION, TOKENS_TOTAL}
     | {f"{h}{s}" for h in HISTOGRAMS for s in ("_bucket", "_sum", "_count")})
-
-
-class JsonlTail:
-    """Reads only the complete lines appended to a JSONL file since the last call (torn tail kept)."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self._offset = 0
-        self._partial = b""
-
-    def read(self) -> list[dict]:
-        try:
-            with open(self.path, "rb") as fh:
-                fh.seek(self._offset)
-                data = fh.read()
-        except FileNotFoundError:
-            return []
-        self._offset += len(data)
-        lines = (self._partial + data).split(b"\n")
-        self._partial = lines.pop()
-        out = []
-        for line in lines:
-            if line.strip():
-                try:
-                    obj = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(obj, dict):
-                    out.append(obj)
-        return out
 
 
 class LiveExporter:

@@ -175,3 +175,35 @@ def test_ctrl_c_keeps_partial_results_and_tears_down(tmp_path):
     assert (out / "report.html").exists()
     assert json.loads((out / "meta.json").read_text())["interrupted"] is True
     assert not sim_processes("626262")
+
+
+def test_prometheus_port_serves_live_metrics_during_the_run(tmp_path):
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    scn = write_scenario(tmp_path, seed=838383, duration_s=8)
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(scn), "--out", str(tmp_path / "r"),
+                             "--prometheus-port", "0"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        url = None
+        for line in proc.stdout:
+            if line.startswith("live metrics: "):
+                url = line.split(": ", 1)[1].strip()
+                break
+        assert url, "no 'live metrics:' line"
+        seen = 0.0
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and seen == 0:
+            text = urllib.request.urlopen(url, timeout=2).read().decode()
+            for fam in text_string_to_metric_families(text):
+                if fam.name == "llm_requests":
+                    seen = sum(s.value for s in fam.samples if s.name == "llm_requests_total")
+            time.sleep(0.2)
+        assert seen > 0  # requests counted while the run was still going
+        proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
