@@ -14,7 +14,7 @@ import time
 
 from aiohttp import web
 
-from .common import ServerContext, Tracker, abort_connection, dumps, json_body, sim_stats
+from .common import ServerContext, Tracker, abort_connection, dumps, sim_stats
 from .textgen import TextGen, choose_output_tokens, count_words, prompt_tokens_chat, prompt_tokens_text
 
 TGI_VERSION = "3.3.6-dev0"
