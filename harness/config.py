@@ -271,6 +271,7 @@ class LoadConfig(_Model):
     users: int = Field(8, ge=1, le=10000)
     spawn_rate: float | None = Field(None, gt=0)  # users started per second; default: all at once
     think_time_s: float = Field(0, ge=0)
+    think_time_max_s: float | None = Field(None, ge=0)  # set: think time uniform in [think_time_s, this]
     # open loop: requests sent at scheduled times whatever the server does
     rate_rps: float | None = Field(None, gt=0)
     arrival: Literal["constant", "poisson", "gamma"] = "poisson"
@@ -301,6 +302,8 @@ class LoadConfig(_Model):
             set_open = [k for k in ("rate_rps", "stages") if getattr(self, k) is not None]
             if set_open:
                 raise ValueError(f"{', '.join(set_open)} apply to mode: open (this load is mode: closed)")
+        if self.think_time_max_s is not None and self.think_time_max_s < self.think_time_s:
+            raise ValueError(f"think_time_max_s ({self.think_time_max_s:g}) must be >= think_time_s ({self.think_time_s:g})")
         if self.warmup_s + self.cooldown_s >= self.duration_s:
             raise ValueError(
                 f"warmup_s + cooldown_s ({self.warmup_s + self.cooldown_s:g}) must be shorter than duration_s ({self.duration_s:g})"
@@ -314,9 +317,21 @@ class LoadConfig(_Model):
         return [RateStageConfig(duration_s=self.duration_s, rate_rps=self.rate_rps or 0.0)]
 
 
+class DatasetConfig(_Model):
+    """Prompts from a local file: JSONL (one object per line) or ShareGPT JSON (first human turn)."""
+
+    path: str
+    format: Literal["jsonl", "sharegpt"] = "jsonl"
+    prompt_field: str = "prompt"  # jsonl: the prompt text
+    output_tokens_field: str | None = "output_tokens"  # jsonl: expected output length, if present
+
+
 class WorkloadConfig(_Model):
     prompt_tokens: TokenDist = TokenDist(value=128)
     output_tokens: TokenDist = TokenDist(value=128)
+    shared_prefix_tokens: int = Field(0, ge=0)  # the same leading words on every prompt (prefix caching)
+    dataset: DatasetConfig | None = None  # replaces synthetic prompts (and output lengths it carries)
+    turns: int = Field(1, ge=1, le=100)  # >1: multi-turn chat sessions whose history grows each turn
     seed: int = 0
 
 
@@ -335,6 +350,12 @@ class Scenario(_Model):
     workload: WorkloadConfig = WorkloadConfig()
     sla: Union[str, SlaPolicy] = "guide"
     cost: CostConfig = CostConfig()
+
+    @model_validator(mode="after")
+    def _turns_need_chat(self) -> "Scenario":
+        if self.workload.turns > 1 and (self.load.api != "openai-chat" or self.load.mode != "closed"):
+            raise ValueError("workload.turns > 1 (multi-turn chat) needs load.api: openai-chat and load.mode: closed")
+        return self
 
     @field_validator("backend", mode="before")
     @classmethod

@@ -56,6 +56,7 @@ class RequestRecord:
     error: str | None = None
     sent_unix_s: float | None = None  # wall clock, for humans and for cross-machine alignment
     user: str | None = None  # which simulated user / worker sent it
+    turn: int | None = None  # multi-turn chat: 1-based turn within its session
 
     @property
     def tpot_s(self) -> float | None:

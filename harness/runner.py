@@ -59,6 +59,16 @@ def prepare(scenario_path: Path, sla: str | None, target: str | None, processes:
         except ValueError as exc:
             raise ConfigError(f"--target: {str(exc).splitlines()[-1].strip()}") from None
         scn = scn.model_copy(update={"backend": backend})
+    ds = scn.workload.dataset
+    if ds is not None and not Path(ds.path).is_absolute():
+        # A dataset path is relative to the scenario file, so the saved copy still finds it.
+        resolved = (Path(scenario_path).parent / ds.path).resolve()
+        workload = scn.workload.model_copy(update={"dataset": ds.model_copy(update={"path": str(resolved)})})
+        scn = scn.model_copy(update={"workload": workload})
+    if ds is not None:
+        from harness.load.workload import load_dataset
+
+        load_dataset(scn.workload.dataset)  # a bad dataset fails here, in one line, before anything starts
     return resolve_scenario(scn, sla_override=sla, base_dir=Path(scenario_path).parent)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import gevent
 import gevent.pool
-from locust import FastHttpUser, constant, events, task
+from locust import FastHttpUser, between, constant, events, task
 from locust.exception import StopUser
 
 from harness.config import LoadConfig, WorkloadConfig
@@ -27,7 +27,7 @@ from harness.load.openloop import OpenLoopDispatcher
 from harness.load.rawread import read_some
 from harness.load.sse import SSEParser
 from harness.load.streams import ACCUMULATORS, error_message
-from harness.load.workload import PromptSource, request_body
+from harness.load.workload import PromptSource, load_dataset, request_body
 from harness.records import RecordWriter
 
 
@@ -78,6 +78,8 @@ class BridgeState:
         self.load = LoadConfig.model_validate(cfg.get("load", {}))
         key_env = cfg.get("api_key_env")
         self.api_key = os.environ.get(key_env) if key_env else None
+        # Loaded once per process and shared by every user (their draws stay independent and seeded).
+        self.dataset = load_dataset(self.workload.dataset) if self.workload.dataset else None
 
     def config_for_workers(self) -> dict:
         """What a worker on another machine needs (no master-local paths)."""
@@ -206,7 +208,8 @@ def _on_init(environment, **_kw):
     for cls in (OpenAIChatUser, OpenAICompletionsUser, TGIStreamUser):
         cls.network_timeout = load.timeout_s
         cls.connection_timeout = min(load.timeout_s, 10.0)
-        cls.wait_time = constant(load.think_time_s)
+        cls.wait_time = (between(load.think_time_s, load.think_time_max_s) if load.think_time_max_s is not None
+                         else constant(load.think_time_s))
         if load.mode == "open":  # one dispatcher user owns every connection
             cls.concurrency = load.max_in_flight or 1024
 
@@ -269,7 +272,9 @@ class _LLMUser(FastHttpUser):
 
     def on_start(self) -> None:
         st: BridgeState = self.environment.slabench
-        self.prompts = PromptSource(st.workload, stream=st.next_stream)
+        self.prompts = PromptSource(st.workload, stream=st.next_stream, dataset=st.dataset)
+        self.history: list[dict] = []  # multi-turn: this session's messages so far
+        self.turn = 0
         self.user_name = f"{socket.gethostname()}-{os.getpid()}-{st.next_stream}"
         st.next_stream += 1
         self.seq = 0
@@ -286,7 +291,17 @@ class _LLMUser(FastHttpUser):
             raise StopUser()
         if not st.take_slot():
             raise StopUser()
-        st.record(self._one_request(st, self.prompts.next(), None))
+        spec = self.prompts.next()
+        if st.workload.turns == 1:
+            st.record(self._one_request(st, spec, None)[0])
+            return
+        rec, reply = self._one_request(st, spec, None, history=self.history)
+        self.turn += 1
+        rec.turn = self.turn
+        self.history += [{"role": "user", "content": spec.prompt}, {"role": "assistant", "content": reply}]
+        if self.turn >= st.workload.turns or not rec.ok:  # session over: the next request starts a new one
+            self.history, self.turn = [], 0
+        st.record(rec)
 
     def _dispatch_schedule(self, st: BridgeState) -> None:
         load = st.load
@@ -297,7 +312,7 @@ class _LLMUser(FastHttpUser):
 
         def launch(k: int, scheduled_s: float) -> None:
             st.issued += 1
-            pool.spawn(lambda: st.record(self._one_request(st, specs[k], scheduled_s)))
+            pool.spawn(lambda: st.record(self._one_request(st, specs[k], scheduled_s)[0]))
 
         def sleep_until(t: float) -> None:
             dt = t - time.perf_counter()
@@ -312,14 +327,16 @@ class _LLMUser(FastHttpUser):
         st.dispatch = stats
         gevent.spawn(self.environment.runner.quit)
 
-    def _one_request(self, st: BridgeState, spec, scheduled_s: float | None):
-        path, body, forced = request_body(self.api, st.model, spec)
+    def _one_request(self, st: BridgeState, spec, scheduled_s: float | None, history: list[dict] | None = None):
+        """One streamed request → (its record, the reply text when `history` is kept)."""
+        path, body, forced = request_body(self.api, st.model, spec, history)
         payload = json.dumps(body).encode()
         self.seq += 1
         sent_unix_s = time.time()
         sent_s = time.perf_counter()
         acc = ACCUMULATORS[self.api](f"{self.user_name}-{self.seq}", sent_s, spec.output_tokens, forced,
                                      scheduled_s=scheduled_s, sent_unix_s=sent_unix_s, user=self.user_name)
+        acc.keep_text = history is not None
         try:
             with gevent.Timeout(st.load.timeout_s, TimeoutError(f"no complete response in {st.load.timeout_s:g} s")):
                 with self.client.request("POST", path, data=payload, headers=self.headers, stream=True,
@@ -337,7 +354,7 @@ class _LLMUser(FastHttpUser):
             rec = acc.finish(time.perf_counter(), acc.rec.status, (kind, f"{type(exc).__name__}: {exc}"))
         except Exception as exc:  # anything else is still one failed request, never a lost one
             rec = acc.finish(time.perf_counter(), acc.rec.status, ("stream_error", f"{type(exc).__name__}: {exc}"))
-        return rec
+        return rec, "".join(acc.text)
 
     def _consume(self, resp, acc):
         """Read one response to its end; every failure becomes data on the record."""

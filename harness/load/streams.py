@@ -64,6 +64,7 @@ class StreamAccumulator:
         self._chunks = 0
         self._usage_tokens: int | None = None
         self.done = False
+        self.text: list[str] = []
 
     # -- feeding
 
@@ -149,12 +150,15 @@ class StreamAccumulator:
 
 class OpenAIChatStream(StreamAccumulator):
     api = "openai-chat"
+    keep_text = False  # multi-turn sessions need the reply to build the next turn's history
 
     def _payload(self, obj: dict, t_s: float) -> None:
         for ch in obj.get("choices") or ():
             delta = ch.get("delta") or {}
             if delta.get("content"):
                 self._token(t_s)
+                if self.keep_text:
+                    self.text.append(delta["content"])
             if ch.get("finish_reason"):
                 self.rec.finish_reason = ch["finish_reason"]
         if obj.get("usage"):

@@ -7,11 +7,13 @@ backend); the server's `usage` gives the true prompt token count on real servers
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
-from harness.config import TokenDist, WorkloadConfig
+from harness.config import ConfigError, DatasetConfig, TokenDist, WorkloadConfig
 
 # A fixed vocabulary of short common words (single tokens in Llama-family tokenizers).
 WORDS = (
@@ -53,17 +55,78 @@ class RequestSpec:
     output_tokens: int
 
 
-class PromptSource:
-    """A reproducible stream of RequestSpecs for one simulated user (`stream` = its index)."""
+@dataclass(frozen=True)
+class DatasetItem:
+    prompt: str
+    output_tokens: int | None  # the dataset's expected length, when it has one
 
-    def __init__(self, cfg: WorkloadConfig, stream: int = 0):
+
+def load_dataset(cfg: DatasetConfig) -> list[DatasetItem]:
+    """Read a JSONL or ShareGPT file; any problem is a one-line ConfigError naming file and line."""
+    path = Path(cfg.path)
+    if not path.is_file():
+        raise ConfigError(f"workload.dataset.path: {path} not found (give a path relative to the scenario file)")
+    items: list[DatasetItem] = []
+    if cfg.format == "jsonl":
+        with open(path, encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    raise ConfigError(f"{path}:{n}: not valid JSON") from None
+                prompt = obj.get(cfg.prompt_field) if isinstance(obj, dict) else None
+                if not isinstance(prompt, str) or not prompt.strip():
+                    raise ConfigError(f"{path}:{n}: no '{cfg.prompt_field}' text (set workload.dataset.prompt_field)")
+                out = obj.get(cfg.output_tokens_field) if cfg.output_tokens_field else None
+                items.append(DatasetItem(prompt, int(out) if isinstance(out, (int, float)) and out >= 1 else None))
+    else:
+        try:
+            convs = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise ConfigError(f"{path}: not valid ShareGPT JSON ({exc.msg} at line {exc.lineno})") from None
+        for conv in convs if isinstance(convs, list) else []:
+            turns = conv.get("conversations") if isinstance(conv, dict) else None
+            if not isinstance(turns, list) or len(turns) < 2:
+                continue
+            first, reply = turns[0], turns[1]
+            if first.get("from") == "human" and isinstance(first.get("value"), str) and first["value"].strip():
+                # Output length: the recorded answer's words (a word is about a token; vLLM's
+                # benchmark uses its tokenizer here, which we do not have for every model).
+                out = len(str(reply.get("value", "")).split()) or None
+                items.append(DatasetItem(first["value"], out))
+    if not items:
+        raise ConfigError(f"{path}: no usable prompts in this {cfg.format} file")
+    return items
+
+
+class PromptSource:
+    """A reproducible stream of RequestSpecs for one simulated user (`stream` = its index).
+
+    Synthetic prompts, or prompts drawn (seeded) from a dataset; an optional shared prefix is the
+    same on every request of the run, so a server's prefix cache can be exercised.
+    """
+
+    def __init__(self, cfg: WorkloadConfig, stream: int = 0, dataset: list[DatasetItem] | None = None):
         self.cfg = cfg
         self.rng = random.Random(f"{cfg.seed}:{stream}")
+        self.dataset = dataset
+        n_prefix = cfg.shared_prefix_tokens
+        self.prefix = synthetic_prompt(n_prefix, random.Random(f"{cfg.seed}:prefix")) if n_prefix else ""
 
     def next(self) -> RequestSpec:
-        n_in = sample_tokens(self.cfg.prompt_tokens, self.rng)
-        n_out = sample_tokens(self.cfg.output_tokens, self.rng)
-        return RequestSpec(synthetic_prompt(n_in, self.rng), n_in, n_out)
+        if self.dataset:
+            item = self.dataset[self.rng.randrange(len(self.dataset))]
+            prompt, n_in = item.prompt, len(item.prompt.split())
+            n_out = item.output_tokens or sample_tokens(self.cfg.output_tokens, self.rng)
+        else:
+            n_in = sample_tokens(self.cfg.prompt_tokens, self.rng)
+            n_out = sample_tokens(self.cfg.output_tokens, self.rng)
+            prompt = synthetic_prompt(n_in, self.rng)
+        if self.prefix:
+            prompt, n_in = f"{self.prefix} {prompt}", n_in + self.cfg.shared_prefix_tokens
+        return RequestSpec(prompt, n_in, n_out)
 
 
 # API → (path, whether the request can force the exact output length)
@@ -74,16 +137,19 @@ API_PATHS = {
 }
 
 
-def request_body(api: str, model: str | None, spec: RequestSpec) -> tuple[str, dict, bool]:
+def request_body(api: str, model: str | None, spec: RequestSpec,
+                 history: list[dict] | None = None) -> tuple[str, dict, bool]:
     """(path, JSON body, forced_length) for one streamed request.
 
     OpenAI-style bodies set vLLM's `ignore_eos` and `min_tokens` so that the output length is
     exactly what was asked: throughput per request is then comparable across runs and engines.
     TGI's native API has no such switch, so its outputs may end early at EOS (not flagged).
+    `history` (chat only): earlier turns of a multi-turn session, sent before the new prompt.
     """
     n = spec.output_tokens
     if api == "openai-chat":
-        body = {"model": model, "messages": [{"role": "user", "content": spec.prompt}], "max_tokens": n,
+        messages = [*(history or ()), {"role": "user", "content": spec.prompt}]
+        body = {"model": model, "messages": messages, "max_tokens": n,
                 "stream": True, "stream_options": {"include_usage": True}, "ignore_eos": True, "min_tokens": n}
         return API_PATHS[api], body, True
     if api == "openai-completions":

@@ -76,3 +76,52 @@ def test_open_loop_sends_on_schedule(tmp_path):
     gaps = [b.scheduled_s - a.scheduled_s for a, b in zip(sorted(recs, key=lambda r: r.scheduled_s),
                                                             sorted(recs, key=lambda r: r.scheduled_s)[1:])]
     assert all(abs(g - 0.05) < 1e-6 for g in gaps)
+
+
+def test_multi_turn_sessions_grow_their_history(tmp_path):
+    _, recs = run(tmp_path, "openai-chat", users=2, duration_s=3, out_tokens=6,
+                  load_extra={"think_time_s": 0.01, "think_time_max_s": 0.02})
+    assert all(r.turn is None for r in recs)
+    cfg = SimBackend(flavor="vllm", fixed_ttft_ms=5, fixed_itl_ms=1)
+    scn = resolve_scenario(parse_scenario({
+        "name": "mt", "backend": cfg.model_dump(), "load": {"api": "openai-chat", "users": 1, "duration_s": 3},
+        "workload": {"prompt_tokens": 10, "output_tokens": 6, "turns": 3}}))
+    out = tmp_path / "mt"
+    out.mkdir()
+    with SimProcessBackend(cfg, out / "backend.log") as b:
+        run_load(scn, b.url, b.model, out, echo=lambda s: None)
+    recs = list(iter_records(out / "requests.jsonl"))
+    assert len(recs) >= 6 and all(r.ok for r in recs)
+    assert [r.turn for r in recs[:6]] == [1, 2, 3, 1, 2, 3]
+    # Each turn re-sends the conversation so far: prompt tokens grow by the previous turn's
+    # prompt + reply (+ the chat template's per-message overhead), then reset with a new session.
+    p = [r.prompt_tokens for r in recs[:4]]
+    assert p[0] < p[1] < p[2] and p[3] == p[0]
+    assert p[1] - p[0] >= 10 + 6
+
+
+def test_dataset_scenario_runs_from_a_relative_path(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "prompts.jsonl").write_text(
+        '{"prompt": "alpha beta gamma", "output_tokens": 5}\n{"prompt": "delta epsilon", "output_tokens": 9}\n')
+    (tmp_path / "s.yaml").write_text("""
+name: ds
+backend: {type: sim, fixed_ttft_ms: 5, fixed_itl_ms: 1}
+load: {users: 2, duration_s: 2}
+workload: {dataset: {path: data/prompts.jsonl}}
+""")
+    root = Path(__file__).resolve().parents[2]
+    res = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(tmp_path / "s.yaml"), "--out",
+                          str(tmp_path / "r")], cwd=root, capture_output=True, text=True, timeout=90)
+    assert res.returncode == 0, res.stderr[-1500:]
+    recs = list(iter_records(tmp_path / "r" / "requests.jsonl"))
+    assert recs and {r.output_tokens for r in recs} <= {5, 9} and len({r.output_tokens for r in recs}) == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((tmp_path / "s.yaml").read_text().replace("prompts.jsonl", "nope.jsonl"))
+    res = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(bad), "--out", str(tmp_path / "r2")],
+                         cwd=root, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "not found" in res.stderr and len(res.stderr.strip().splitlines()) == 1

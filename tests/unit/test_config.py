@@ -75,3 +75,9 @@ def test_resolved_scenario_is_self_contained_and_reloads(tmp_path):
 def test_unknown_sla_name():
     with pytest.raises(ConfigError, match="SLA policy 'nope' not found"):
         load_sla("nope")
+
+
+def test_multi_turn_needs_closed_loop_chat_and_think_time_bounds():
+    assert "multi-turn chat" in err({"name": "x", "workload": {"turns": 3}, "load": {"api": "openai-completions"}})
+    assert "think_time_max_s" in err({"name": "x", "load": {"think_time_s": 2, "think_time_max_s": 1}})
+    assert parse_scenario({"name": "x", "workload": {"turns": 3}}).workload.turns == 3

@@ -121,3 +121,14 @@ def test_transport_error_wins_over_status():
     acc.feed([chat_chunk("a")], 0.1)
     rec = acc.finish(0.5, 200, ("stream_error", "ConnectionResetError: reset"))
     assert rec.error_type == "stream_error" and rec.ttft_s == 0.1 and not rec.ok
+
+
+def test_chat_reply_text_kept_only_when_asked():
+    acc = OpenAIChatStream("r", 0.0, 2, True)
+    acc.keep_text = True
+    acc.feed([chat_chunk(role=True), chat_chunk("Hi"), chat_chunk(" you", finish="length"), b"[DONE]"], 0.1)
+    acc.finish(0.2, 200)
+    assert "".join(acc.text) == "Hi you"
+    plain = OpenAIChatStream("r", 0.0, 2, True)
+    plain.feed([chat_chunk("Hi"), b"[DONE]"], 0.1)
+    assert plain.text == []

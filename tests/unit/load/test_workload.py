@@ -46,3 +46,65 @@ def test_request_bodies_force_length_where_the_api_can():
     assert path == "/generate_stream" and not forced and body["parameters"]["max_new_tokens"] == 5
     with pytest.raises(ValueError):
         request_body("grpc", "m", spec)
+
+
+def test_shared_prefix_is_identical_across_users_and_counted():
+    cfg = WorkloadConfig(prompt_tokens=TokenDist(value=5), shared_prefix_tokens=20, seed=4)
+    a, b = PromptSource(cfg, 0).next(), PromptSource(cfg, 1).next()
+    assert a.prompt.split()[:20] == b.prompt.split()[:20]
+    assert a.prompt.split()[20:] != b.prompt.split()[20:]
+    assert a.prompt_tokens == 25 == len(a.prompt.split())
+
+
+def test_jsonl_dataset_gives_prompts_and_their_output_lengths(tmp_path):
+    from harness.config import DatasetConfig
+    from harness.load.workload import load_dataset
+
+    p = tmp_path / "d.jsonl"
+    p.write_text('{"prompt": "one two three", "output_tokens": 7}\n\n{"prompt": "four five"}\n')
+    items = load_dataset(DatasetConfig(path=str(p)))
+    assert [(i.prompt, i.output_tokens) for i in items] == [("one two three", 7), ("four five", None)]
+    src = PromptSource(WorkloadConfig(output_tokens=TokenDist(value=3), seed=1), dataset=items)
+    specs = [src.next() for _ in range(50)]
+    assert {(s.prompt, s.output_tokens) for s in specs} == {("one two three", 7), ("four five", 3)}
+    assert all(s.prompt_tokens == len(s.prompt.split()) for s in specs)
+
+
+def test_sharegpt_dataset_takes_first_human_turn(tmp_path):
+    import json
+
+    from harness.config import DatasetConfig
+    from harness.load.workload import load_dataset
+
+    p = tmp_path / "sg.json"
+    p.write_text(json.dumps([
+        {"id": "a", "conversations": [{"from": "human", "value": "hello there"}, {"from": "gpt", "value": "hi a b c"}]},
+        {"id": "b", "conversations": [{"from": "human", "value": "lonely"}]},  # no reply: skipped
+        {"id": "c", "conversations": [{"from": "gpt", "value": "x"}, {"from": "human", "value": "y"}]},
+    ]))
+    items = load_dataset(DatasetConfig(path=str(p), format="sharegpt"))
+    assert [(i.prompt, i.output_tokens) for i in items] == [("hello there", 4)]
+
+
+@pytest.mark.parametrize("content,msg", [
+    ('{"prompt": "ok"}\nnot json\n', "d.jsonl:2: not valid JSON"),
+    ('{"text": "x"}\n', "no 'prompt' text"),
+    ("", "no usable prompts"),
+])
+def test_bad_datasets_are_one_line_errors(tmp_path, content, msg):
+    from harness.config import ConfigError, DatasetConfig
+    from harness.load.workload import load_dataset
+
+    p = tmp_path / "d.jsonl"
+    p.write_text(content)
+    with pytest.raises(ConfigError, match=msg):
+        load_dataset(DatasetConfig(path=str(p)))
+    with pytest.raises(ConfigError, match="not found"):
+        load_dataset(DatasetConfig(path=str(tmp_path / "missing.jsonl")))
+
+
+def test_chat_history_goes_before_the_new_prompt():
+    spec = PromptSource(WorkloadConfig(prompt_tokens=TokenDist(value=2))).next()
+    hist = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
+    _, body, _ = request_body("openai-chat", "m", spec, hist)
+    assert body["messages"][:2] == hist and body["messages"][2]["content"] == spec.prompt
