@@ -307,12 +307,13 @@ class _LLMUser(FastHttpUser):
         load = st.load
         due = arrival_times(rate_profile(load), load.arrival, random.Random(f"{st.workload.seed}:arrivals"),
                             load.burstiness, max_count=load.max_requests)
-        specs = [self.prompts.next() for _ in due]  # drawn up front: no RNG work on the send path
         pool = gevent.pool.Pool(load.max_in_flight)
 
         def launch(k: int, scheduled_s: float) -> None:
             st.issued += 1
-            pool.spawn(lambda: st.record(self._one_request(st, specs[k], scheduled_s)[0]))
+            # The prompt is drawn in the request's own greenlet (in schedule order: gevent runs
+            # spawned greenlets FIFO), so a long soak never holds every prompt in memory.
+            pool.spawn(lambda: st.record(self._one_request(st, self.prompts.next(), scheduled_s)[0]))
 
         def sleep_until(t: float) -> None:
             dt = t - time.perf_counter()

@@ -45,7 +45,7 @@ def sample_tokens(dist: TokenDist, rng: random.Random) -> int:
 
 
 def synthetic_prompt(n_words: int, rng: random.Random) -> str:
-    return " ".join(rng.choice(WORDS) for _ in range(n_words))
+    return " ".join(rng.choices(WORDS, k=n_words))
 
 
 @dataclass(frozen=True)
