@@ -78,6 +78,8 @@ def cmd_run(args) -> int:
                       expect_workers=args.expect_workers, master_bind_port=args.master_bind_port,
                       master_bind_host=args.master_bind_host, prometheus_port=args.prometheus_port)
     print(sla_table_text(outcome.summary))
+    for note in outcome.summary.get("notes") or []:
+        print(f"note: {note}")
     print(f"run folder: {outcome.run_dir}")
     print(f"report: {outcome.reports.get('report.html', outcome.run_dir / 'report.html')}")
     if outcome.load_reason != "completed":
