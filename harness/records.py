@@ -66,7 +66,9 @@ class RequestRecord:
         return (self.e2e_s - self.ttft_s) / (self.output_tokens - 1)
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), separators=(",", ":"))
+        # vars(), not dataclasses.asdict(): asdict deep-copies itl_s, which cost the Locust
+        # client ~15 % of its CPU per request. Same keys, same order.
+        return json.dumps(vars(self), separators=(",", ":"))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RequestRecord":

@@ -75,6 +75,8 @@ class StreamAccumulator:
             if p == DONE:
                 self.done = True
                 continue
+            if self.fast and self._fast(p, t_s):
+                continue
             try:
                 obj = json.loads(p)
             except ValueError:
@@ -87,6 +89,17 @@ class StreamAccumulator:
                 self._stream_error(obj)
                 continue
             self._payload(obj, t_s)
+
+    fast = True  # tests switch it off to prove the fast path gives the same records
+
+    def _fast(self, p: bytes, t_s: float) -> bool:
+        """Handle a plain middle chunk without parsing its JSON; False = parse it fully.
+
+        Most chunks of a stream only say "one more token". Recognising them from their bytes
+        keeps the client's CPU per request low (the json.loads per chunk was ~30 % of it).
+        Anything that may carry more (an error, usage, a finish reason) takes the full parse.
+        """
+        return False
 
     def _token(self, t_s: float, n: int = 1) -> None:
         """A chunk carrying generated text arrived at t_s."""
@@ -148,10 +161,38 @@ class StreamAccumulator:
         return rec
 
 
+def _plain_middle(p: bytes) -> bool:
+    """A JSON object with no error, no usage object and no finish reason (null or absent)."""
+    return (p[:1] == b"{" and p[-1:] == b"}" and b'"error"' not in p and b'"usage":{' not in p
+            and b'"usage": {' not in p and b'"finish_reason":"' not in p and b'"finish_reason": "' not in p)
+
+
+def _has_text(p: bytes, key: bytes) -> bool | None:
+    """Whether `"key": "<non-empty>"` is in p; None when the key is missing or not a string."""
+    i = p.find(key)
+    if i < 0:
+        return None
+    i += len(key)
+    while p[i:i + 1] == b" ":
+        i += 1
+    if p[i:i + 1] != b'"':
+        return False if p[i:i + 4] == b"null" else None
+    return p[i + 1:i + 2] != b'"'
+
+
 class OpenAIChatStream(StreamAccumulator):
     api = "openai-chat"
     keep_text = False  # multi-turn sessions need the reply to build the next turn's history
 
+    def _fast(self, p: bytes, t_s: float) -> bool:
+        if self.keep_text or not _plain_middle(p) or p.count(b'"index"') > 1:
+            return False
+        has = _has_text(p, b'"content":')
+        if has is None:
+            return b'"delta"' in p and b'"content"' not in p and b'"tool_calls"' not in p  # e.g. a role-only delta
+        if has:
+            self._token(t_s)
+        return True
     def _payload(self, obj: dict, t_s: float) -> None:
         for ch in obj.get("choices") or ():
             delta = ch.get("delta") or {}
@@ -168,6 +209,16 @@ class OpenAIChatStream(StreamAccumulator):
 class OpenAICompletionsStream(StreamAccumulator):
     api = "openai-completions"
 
+    def _fast(self, p: bytes, t_s: float) -> bool:
+        if not _plain_middle(p) or p.count(b'"index"') > 1:
+            return False
+        has = _has_text(p, b'"text":')
+        if has is None:
+            return False
+        if has:
+            self._token(t_s)
+        return True
+
     def _payload(self, obj: dict, t_s: float) -> None:
         for ch in obj.get("choices") or ():
             if ch.get("text"):
@@ -181,6 +232,14 @@ class OpenAICompletionsStream(StreamAccumulator):
 class TGIGenerateStream(StreamAccumulator):
     api = "tgi-generate-stream"
     needs_done = False
+
+    def _fast(self, p: bytes, t_s: float) -> bool:
+        # A middle token event: generated_text still null, an ordinary (non-special) token.
+        if (p[:1] != b"{" or p[-1:] != b"}" or b'"error"' in p or b'"generated_text":null' not in p
+                or b'"special":false' not in p):
+            return False
+        self._token(t_s)
+        return True
 
     def _payload(self, obj: dict, t_s: float) -> None:
         tok = obj.get("token")

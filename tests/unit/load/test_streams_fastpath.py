@@ -1,0 +1,73 @@
+"""The byte-level fast path must give exactly the records a full JSON parse gives."""
+
+import json
+import random
+
+import pytest
+
+from harness.load.streams import ACCUMULATORS
+
+VLLM_CHAT = [
+    b'{"id":"chatcmpl-9f1c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}],"prompt_token_ids":null}',
+    b'{"id":"chatcmpl-9f1c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Hello"},"logprobs":null,"finish_reason":null,"token_ids":null}],"kv_transfer_params":null}',
+    b'{"id":"chatcmpl-9f1c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"\\""},"logprobs":null,"finish_reason":null}]}',
+    b'{"id":"chatcmpl-9f1c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":""},"logprobs":null,"finish_reason":null}]}',
+    b'{"id":"chatcmpl-9f1c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"!"},"logprobs":null,"finish_reason":"stop","stop_reason":null}]}',
+    b'{"id":"chatcmpl-9f1c","object":"chat.completion.chunk","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":12,"total_tokens":14,"completion_tokens":2}}',
+    b"[DONE]",
+]
+TGI_CHAT = [
+    b'{"object":"chat.completion.chunk","id":"","created":1,"model":"m","system_fingerprint":"3.1.2-dev0-native","choices":[{"index":0,"delta":{"role":"assistant","content":"Deep"},"logprobs":null,"finish_reason":null}],"usage":null}',
+    b'{"object":"chat.completion.chunk","id":"","created":1,"model":"m","system_fingerprint":"x","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}],"usage":null}',
+    b'{"object":"chat.completion.chunk","id":"","created":1,"model":"m","system_fingerprint":"x","choices":[{"index":0,"delta":{"role":"assistant","content":"\\n\\n"},"logprobs":null,"finish_reason":"length"}],"usage":null}',
+    b'{"object":"chat.completion.chunk","id":"","created":1,"model":"m","system_fingerprint":"x","choices":[],"usage":{"prompt_tokens":40,"completion_tokens":10,"total_tokens":50}}',
+    b"[DONE]",
+]
+COMPLETIONS = [
+    b'{"id":"cmpl-4b","object":"text_completion","created":1,"model":"m","choices":[{"index":0,"text":" Paris","logprobs":null,"finish_reason":null,"stop_reason":null}]}',
+    b'{"object":"text_completion","id":"","created":1,"choices":[{"index":0,"text":" a","logprobs":null,"finish_reason":""}],"model":"m"}',
+    b'{"id":"cmpl-4b","object":"text_completion","created":1,"model":"m","choices":[{"index":0,"text":".","logprobs":null,"finish_reason":"length","stop_reason":null}]}',
+    b'{"id":"cmpl-4b","object":"text_completion","created":1,"model":"m","choices":[],"usage":{"prompt_tokens":7,"total_tokens":9,"completion_tokens":2}}',
+    b"[DONE]",
+]
+TGI_NATIVE = [
+    b'{"index":1,"token":{"id":415,"text":" This","logprob":-0.21,"special":false},"generated_text":null,"details":null}',
+    b'{"index":2,"token":{"id":2,"text":"","logprob":-0.05,"special":true},"generated_text":null,"details":null}',
+    b'{"index":3,"token":{"id":28723,"text":".","logprob":-0.6,"special":false},"generated_text":"This.","details":{"finish_reason":"length","generated_tokens":3,"seed":null,"input_length":7}}',
+]
+ERRORS = [b'{"error":{"message":"boom","type":"InternalServerError","code":500}}', b'{"bad json', b"[1,2]"]
+
+
+def run(api, payloads, fast):
+    acc = ACCUMULATORS[api]("r", 0.0, 3, forced_length=False)
+    acc.fast = fast
+    for i, p in enumerate(payloads):
+        acc.feed([p], 0.01 * (i + 1))
+    return acc.finish(1.0, 200)
+
+
+@pytest.mark.parametrize("api,stream", [("openai-chat", VLLM_CHAT), ("openai-chat", TGI_CHAT),
+                                        ("openai-completions", COMPLETIONS), ("tgi-generate-stream", TGI_NATIVE)])
+def test_fast_path_equals_full_parse(api, stream):
+    for payloads in (stream, stream[:2] + ERRORS[:1] + stream[2:], stream[:1] + ERRORS[1:2] + stream[1:]):
+        assert run(api, payloads, True) == run(api, payloads, False)
+
+
+def test_randomised_chat_chunks_agree():
+    rng = random.Random(5)
+    alphabet = ['a', ' ', '"', '\\', '\n', 'é', '{', '}', ':', ',', '"content":"x"', 'null', '']
+    for _ in range(300):
+        payloads = []
+        for k in range(rng.randint(1, 8)):
+            content = rng.choice([None, ""] + ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 4)))])
+            finish = rng.choice([None, None, None, "stop", "length"])
+            delta = {} if content is None else {"content": content}
+            if rng.random() < 0.2:
+                delta["role"] = "assistant"
+            obj = {"id": "x", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            if rng.random() < 0.1:
+                obj["usage"] = None
+            sep = (", ", ": ") if rng.random() < 0.3 else (",", ":")
+            payloads.append(json.dumps(obj, separators=sep, ensure_ascii=rng.random() < 0.5).encode())
+        payloads.append(b"[DONE]")
+        assert run("openai-chat", payloads, True) == run("openai-chat", payloads, False), payloads
