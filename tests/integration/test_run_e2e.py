@@ -14,6 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.procs import processes_matching
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
 
@@ -26,18 +28,8 @@ def slabench(*args, timeout=120, **kw):
 
 
 def sim_processes(marker: str) -> list[int]:
-    """PIDs whose command line carries `marker` (a seed unique to one test)."""
-    pids = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                stat = (d / "stat").read_text().split()
-            except OSError:
-                continue
-            if "harness.sim" in cmd and marker in cmd and stat[2] != "Z":
-                pids.append(int(d.name))
-    return pids
+    """PIDs of live sims whose command line carries `marker` (a seed unique to one test)."""
+    return processes_matching("harness.sim", f"--seed {marker} ")
 
 
 def write_scenario(tmp_path, seed, duration_s=10, extra_backend="", name="e2e"):

@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from tests.procs import alive, wait_until
+
 from harness.backends import BackendError, make_backend
 from harness.backends.external import ExternalServer
 from harness.backends.process import ChildProcess, redact
@@ -41,28 +43,6 @@ def backend_with(script, tmp_path, timeout_s=20.0):
     b = SimProcessBackend(SimBackend(startup_timeout_s=timeout_s), tmp_path / "backend.log")
     b.child.argv = [sys.executable, "-c", script]
     return b
-
-
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie still answers kill(0); it is gone for our purpose once reaped or state Z.
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def wait_until(pred, timeout_s=10.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return pred()
 
 
 def test_ready_backend_reports_url_and_model_then_stops(tmp_path):

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.procs import wait_until
+
 from harness.backends import BackendError, make_backend
 from harness.backends.launched import free_port
 from harness.backends.tgi import TgiServer, tgi_argv
@@ -50,15 +52,6 @@ def group_alive(pgid):
         if fields[2] == str(pgid) and fields[0] != "Z":
             found.append(int(d.name))
     return found
-
-
-def wait_until(pred, timeout_s=10.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return pred()
 
 
 def launched_pid(b):
