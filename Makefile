@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test bench clean
+.PHONY: install demo demo-matrix test bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -16,6 +16,10 @@ install: $(STAMP)
 # Runs the demo scenario on the simulated backend and writes reports/demo-<UTC time>/report.html.
 demo: install
 	$(BIN)/slabench run scenarios/demo.yaml
+
+# The guide's five GPUs x fp16/fp8/AWQ for Llama-3-8B, offline through the sim (under a minute).
+demo-matrix: install
+	$(BIN)/slabench matrix scenarios/matrix-gpus.yaml
 
 test: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider

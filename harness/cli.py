@@ -46,6 +46,26 @@ def _parser() -> argparse.ArgumentParser:
     alr = sub.add_parser("alerts", help="print Prometheus alerting rules generated from an SLA policy")
     alr.add_argument("policy", help="SLA policy file or name (e.g. scenarios/sla/guide.yaml)")
 
+    mat = sub.add_parser("matrix", help="run every GPU x quantization x ... variant and recommend the cheapest passing")
+    mat.add_argument("matrix_file", type=Path)
+    mat.add_argument("--out", type=Path, help="comparison folder (default reports/matrix-<name>-<UTC time>/)")
+    mat.add_argument("--resume", action="store_true", help="continue an interrupted matrix, skipping finished variants")
+
+    swp = sub.add_parser("sweep", help="find the highest rate (or concurrency) at which the SLA still passes")
+    swp.add_argument("scenario", type=Path)
+    swp.add_argument("--out", type=Path)
+    swp.add_argument("--resume", action="store_true")
+    swp.add_argument("--precision", type=float, default=0.05, help="relative width at which bisection stops")
+    swp.add_argument("--repeats", type=int, default=1, help="runs per point; a point passes only if all pass")
+    swp.add_argument("--target-rps", type=float, help="traffic to serve: prints the replicas needed")
+    swp.add_argument("--concurrency", action="store_true", help="sweep closed-loop users instead of the rate")
+    swp.add_argument("--headroom", type=float, default=0.2, help="spare capacity kept per replica")
+    swp.add_argument("--live", action="store_true", help="run sim points live instead of offline through the model")
+
+    cmp_ = sub.add_parser("compare", help="side-by-side of saved runs (the first is the baseline)")
+    cmp_.add_argument("run_dirs", type=Path, nargs="+")
+    cmp_.add_argument("--out", type=Path)
+
     wrk = sub.add_parser("worker", help="a Locust worker for a `slabench run --expect-workers N` master")
     wrk.add_argument("--master-host", required=True)
     wrk.add_argument("--master-port", type=int, default=5557)
@@ -112,6 +132,30 @@ def cmd_alerts(args) -> int:
     return EXIT_OK
 
 
+def cmd_matrix(args) -> int:
+    from harness.decide import run_matrix
+
+    out = run_matrix(args.matrix_file, out_dir=args.out, resume=args.resume, echo=lambda s: print(s, flush=True))
+    return EXIT_INTERRUPTED if out.interrupted else EXIT_OK
+
+
+def cmd_sweep(args) -> int:
+    from harness.decide import run_sweep
+
+    out = run_sweep(args.scenario, out_dir=args.out, resume=args.resume, echo=lambda s: print(s, flush=True),
+                    precision=args.precision, repeats=args.repeats, target_rps=args.target_rps,
+                    concurrency=args.concurrency, headroom=args.headroom, offline=not args.live)
+    print(f"sweep: {out.html}")
+    return EXIT_INTERRUPTED if out.interrupted else EXIT_OK
+
+
+def cmd_compare(args) -> int:
+    from harness.decide import compare_runs
+
+    print(f"comparison: {compare_runs(args.run_dirs, out_dir=args.out)}")
+    return EXIT_OK
+
+
 def cmd_report(args) -> int:
     import json
 
@@ -139,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
         commands = {"run": cmd_run, "report": cmd_report, "worker": cmd_worker, "check": cmd_check,
-                    "alerts": cmd_alerts}
+                    "alerts": cmd_alerts, "matrix": cmd_matrix, "sweep": cmd_sweep, "compare": cmd_compare}
         return commands[args.command](args)
     except (ConfigError, HarnessError) as exc:
         print(f"slabench: error: {exc}", file=sys.stderr)

@@ -102,10 +102,15 @@ def _start_exporter(port: int | None, run_dir: Path, echo: Callable[[str], None]
 
 
 def _host_versions() -> dict:
-    import locust
+    # importlib.metadata, not `import locust`: importing locust monkey-patches this process with gevent.
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
+        locust_version = version("locust")
+    except PackageNotFoundError:
+        locust_version = None
     return {"python": platform.python_version(), "platform": platform.platform(),
-            "locust": getattr(locust, "__version__", "?"), "slabench": harness.__version__}
+            "locust": locust_version, "slabench": harness.__version__}
 
 
 def _write_json(path: Path, obj: dict) -> None:

@@ -1,0 +1,70 @@
+"""A sweep against the sim (offline) converges on a capacity that separate fixed-rate runs confirm."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.config import ConfigError, load_scenario, resolve_scenario
+from harness.decide.offline import write_offline_run
+from harness.decide.pareto import decision_verdict
+from harness.decide.sweep import run_sweep
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIO = {
+    "name": "sweep-t",
+    "backend": {"type": "sim", "model": "llama-3-8b", "gpu": "a100-80gb", "quantization": "fp16"},
+    "load": {"mode": "open", "arrival": "poisson", "rate_rps": 2, "duration_s": 20, "warmup_s": 2},
+    "workload": {"prompt_tokens": {"dist": "uniform", "min": 128, "max": 512},
+                 "output_tokens": {"dist": "uniform", "min": 64, "max": 192}, "seed": 3},
+    "sla": {"name": "t", "rows": [{"metric": "ttft_s", "stat": "p99", "target": 0.5, "alert": 1.0},
+                                  {"metric": "error_rate_pct", "target": 0.1, "alert": 1.0}]},
+}
+
+
+def fixed_rate_passes(tmp_path, rate, name):
+    data = json.loads(json.dumps(SCENARIO))
+    data["load"]["rate_rps"] = rate
+    p = tmp_path / f"{name}.yaml"
+    p.write_text(yaml.safe_dump(data))
+    scn = resolve_scenario(load_scenario(p), base_dir=tmp_path)
+    s = write_offline_run(scn, tmp_path / name, str(p), full_reports=False)
+    return decision_verdict(s) == "PASS"
+
+
+def test_sweep_converges_and_fixed_rate_runs_confirm(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump(SCENARIO))
+    lines = []
+    res = run_sweep(p, tmp_path / "sweep", precision=0.1, target_rps=100, echo=lines.append)
+    assert res.capacity and res.fail_at and res.doc["converged"]
+    assert res.fail_at - res.capacity <= 0.1 * res.capacity
+    assert res.capacity > 2 * 2  # doubled at least twice before failing
+    assert fixed_rate_passes(tmp_path, res.capacity * 0.97, "below")
+    assert not fixed_rate_passes(tmp_path, res.fail_at * 1.03, "above")
+    assert res.replicas == -(-100 // res.capacity)
+    html = (res.out_dir / "sweep.html").read_text()
+    assert "per replica meets the SLA" in html and html.count("data:image/png;base64,") == 2
+    doc = json.loads((res.out_dir / "sweep.json").read_text())
+    assert doc["at_capacity"]["cost"] > 0 and doc["points"]
+    assert any("point 2" in line and "to go" in line for line in lines)
+
+
+def test_sweep_resume_reuses_points(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump(SCENARIO))
+    first = run_sweep(p, tmp_path / "sw", precision=0.25, echo=lambda s: None)
+    lines = []
+    again = run_sweep(p, tmp_path / "sw", precision=0.25, resume=True, echo=lines.append)
+    assert again.capacity == first.capacity
+    assert not any("[point" in line for line in lines)  # nothing measured again
+
+
+def test_sweep_rejects_closed_loop_and_stages_in_one_line(tmp_path):
+    with pytest.raises(ConfigError, match="closed loop: set load.mode: open"):
+        run_sweep(ROOT / "scenarios" / "demo.yaml", tmp_path / "a", echo=lambda s: None)
+    with pytest.raises(ConfigError, match="load.stages"):
+        run_sweep(ROOT / "scenarios" / "ramp-spike-soak.yaml", tmp_path / "b", echo=lambda s: None)
+    with pytest.raises(ConfigError, match="--precision"):
+        run_sweep(ROOT / "scenarios" / "demo.yaml", tmp_path / "c", precision=2, echo=lambda s: None)
