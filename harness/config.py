@@ -264,6 +264,14 @@ class RateStageConfig(_Model):
     end_rate_rps: float | None = Field(None, ge=0)
 
 
+class UserStageConfig(_Model):
+    """One closed-loop stage: hold `users` (reached at `spawn_rate` users/s; default: at once)."""
+
+    duration_s: float = Field(gt=0)
+    users: int = Field(ge=0, le=10000)
+    spawn_rate: float | None = Field(None, gt=0)
+
+
 class LoadConfig(_Model):
     api: Literal["openai-chat", "openai-completions", "tgi-generate-stream"] = "openai-chat"
     mode: Literal["closed", "open"] = "closed"
@@ -278,6 +286,7 @@ class LoadConfig(_Model):
     burstiness: float = Field(1.0, gt=0)  # gamma shape: < 1 burstier than Poisson, 1 = Poisson
     max_in_flight: int | None = Field(1024, ge=1)  # requests it holds back are counted
     stages: list[RateStageConfig] | None = None  # open loop: rate steps, ramps, spikes, soak
+    user_stages: list[UserStageConfig] | None = None  # closed loop: user steps, ramps, spikes, soak
     # both
     processes: int = Field(1, ge=1, le=256)  # Locust worker processes on this machine (--processes)
     duration_s: float = Field(30, gt=0)
@@ -302,6 +311,13 @@ class LoadConfig(_Model):
             set_open = [k for k in ("rate_rps", "stages") if getattr(self, k) is not None]
             if set_open:
                 raise ValueError(f"{', '.join(set_open)} apply to mode: open (this load is mode: closed)")
+            if self.user_stages:
+                total = sum(s.duration_s for s in self.user_stages)
+                if "duration_s" in self.model_fields_set and abs(total - self.duration_s) > 1e-9:
+                    raise ValueError(f"duration_s ({self.duration_s:g}) differs from the sum of user_stages ({total:g}): omit duration_s")
+                self.duration_s = total
+        if self.mode == "open" and self.user_stages:
+            raise ValueError("user_stages apply to mode: closed; open loop uses stages (rates)")
         if self.think_time_max_s is not None and self.think_time_max_s < self.think_time_s:
             raise ValueError(f"think_time_max_s ({self.think_time_max_s:g}) must be >= think_time_s ({self.think_time_s:g})")
         if self.warmup_s + self.cooldown_s >= self.duration_s:
@@ -309,6 +325,12 @@ class LoadConfig(_Model):
                 f"warmup_s + cooldown_s ({self.warmup_s + self.cooldown_s:g}) must be shorter than duration_s ({self.duration_s:g})"
             )
         return self
+
+    def closed_stages(self) -> list[UserStageConfig]:
+        """The closed-loop user profile (one stage for plain `users`)."""
+        if self.user_stages:
+            return list(self.user_stages)
+        return [UserStageConfig(duration_s=self.duration_s, users=self.users, spawn_rate=self.spawn_rate)]
 
     def rate_stages(self) -> list[RateStageConfig]:
         """The open-loop rate profile (one stage for a plain rate)."""

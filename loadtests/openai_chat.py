@@ -4,4 +4,4 @@ By hand: `locust -f loadtests/openai_chat.py --host http://127.0.0.1:8000 --head
 `slabench run` uses it with --slabench-config pointing at the run's load settings.
 """
 
-from harness.load.locust_bridge import OpenAIChatUser  # noqa: F401  (Locust picks up the imported user class)
+from harness.load.locust_bridge import OpenAIChatUser, SlabenchShape  # noqa: F401  (Locust picks up the imported classes)

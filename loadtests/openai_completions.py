@@ -4,4 +4,4 @@ By hand: `locust -f loadtests/openai_completions.py --host http://127.0.0.1:8000
 `slabench run` uses it with --slabench-config pointing at the run's load settings.
 """
 
-from harness.load.locust_bridge import OpenAICompletionsUser  # noqa: F401  (Locust picks up the imported user class)
+from harness.load.locust_bridge import OpenAICompletionsUser, SlabenchShape  # noqa: F401  (Locust picks up the imported classes)

@@ -18,13 +18,14 @@ from pathlib import Path
 
 import gevent
 import gevent.pool
-from locust import FastHttpUser, between, constant, events, task
+from locust import FastHttpUser, LoadTestShape, between, constant, events, task
 from locust.exception import StopUser
 
 from harness.config import LoadConfig, WorkloadConfig
 from harness.load.arrivals import arrival_times, rate_profile
 from harness.load.openloop import OpenLoopDispatcher
 from harness.load.rawread import read_some
+from harness.load.shape import users_at
 from harness.load.sse import SSEParser
 from harness.load.streams import ACCUMULATORS, error_message
 from harness.load.workload import PromptSource, load_dataset, request_body
@@ -192,9 +193,9 @@ def _on_init(environment, **_kw):
     path = getattr(environment.parsed_options, "slabench_config", "") if environment.parsed_options else ""
     if path:
         cfg = json.loads(Path(path).read_text(encoding="utf-8"))
-    else:  # run by hand: `locust -f loadtests/openai_chat.py --host URL`
+    else:  # run by hand: `locust -f loadtests/openai_chat.py --host URL -u 8 -t 30s`
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        cfg = {"records_path": f"reports/locust-{stamp}/requests.jsonl"}
+        cfg = {"records_path": f"reports/locust-{stamp}/requests.jsonl", "by_hand": True}
     role = _role(environment)
     st = environment.slabench = BridgeState(cfg, environment, role)
     runner = environment.runner
@@ -383,6 +384,27 @@ class _LLMUser(FastHttpUser):
                 break
             acc.feed(parser.feed(block), t_s)
         return acc.finish(time.perf_counter(), status)
+
+
+class SlabenchShape(LoadTestShape):
+    """Users over time from the scenario: closed-loop stages (ramp, step, spike, soak), one
+    dispatcher for open loop. By hand, it follows Locust's own -u/-r/-t instead."""
+
+    def tick(self):
+        env = self.runner.environment
+        st: BridgeState | None = getattr(env, "slabench", None)
+        t = self.get_run_time()
+        if st is None:
+            return None
+        if st.cfg.get("by_hand"):
+            o = env.parsed_options
+            run_time = getattr(o, "run_time", None)
+            if run_time and t >= run_time:
+                return None
+            return (getattr(o, "num_users", None) or 1, getattr(o, "spawn_rate", None) or 1.0)
+        if st.load.mode == "open":  # the dispatcher ends the run itself; this is only a backstop
+            return (1, 1.0) if t < st.load.duration_s + min(st.load.timeout_s, 60.0) + 5 else None
+        return users_at(st.load.closed_stages(), t)
 
 
 class OpenAIChatUser(_LLMUser):

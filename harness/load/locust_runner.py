@@ -8,7 +8,6 @@ backend crash or on Ctrl-C. Locust's own stats go to `locust.log` and `locust.ht
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -70,16 +69,9 @@ def locust_argv(scn: Scenario, url: str, run_dir: Path, config_path: Path,
                 dist: Distribution = Distribution()) -> list[str]:
     load = scn.load
     stop_timeout_s = min(load.timeout_s, 60.0)  # let in-flight requests finish and be recorded
-    if load.mode == "open":
-        # One dispatcher user sends the whole schedule, then drains and ends the run itself;
-        # Locust's own timer is only a backstop.
-        users, spawn, run_s = 1, 1.0, load.duration_s + stop_timeout_s + 5
-    else:
-        users = load.users
-        spawn = load.spawn_rate if load.spawn_rate is not None else load.users
-        run_s = load.duration_s
+    # Users over time come from the scenario through the locustfile's load shape (SlabenchShape),
+    # so no -u/-r/-t here: closed-loop stages, open-loop dispatch and the end of the run are its job.
     return [sys.executable, "-m", "locust", "-f", str(LOADTESTS_DIR / LOCUSTFILES[load.api]), "--headless",
-            "-u", str(users), "-r", f"{spawn:g}", "-t", f"{math.ceil(run_s)}s",
             "--stop-timeout", f"{stop_timeout_s:g}", "--host", url, "--only-summary",
             "--html", str(run_dir / "locust.html"), "--slabench-config", str(config_path), *dist.argv()]
 

@@ -17,6 +17,8 @@ pytestmark = pytest.mark.integration
 def run(tmp_path, api, flavor="vllm", users=4, duration_s=3, out_tokens=24, extra_args=(), load_extra=None):
     cfg = SimBackend(flavor=flavor, fixed_ttft_ms=20, fixed_itl_ms=5, extra_args=list(extra_args))
     load = {"api": api, "users": users, "duration_s": duration_s, **(load_extra or {})}
+    if "user_stages" in load:
+        del load["duration_s"]  # the stages set it
     scn = resolve_scenario(parse_scenario({"name": "u", "backend": cfg.model_dump(), "load": load,
                                            "workload": {"prompt_tokens": 12, "output_tokens": out_tokens}}))
     with SimProcessBackend(cfg, tmp_path / "backend.log") as b:
@@ -125,3 +127,14 @@ workload: {dataset: {path: data/prompts.jsonl}}
     res = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(bad), "--out", str(tmp_path / "r2")],
                          cwd=root, capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and "not found" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_closed_loop_user_stages_step_up(tmp_path):
+    _, recs = run(tmp_path, "openai-chat", out_tokens=8,
+                  load_extra={"user_stages": [{"duration_s": 2, "users": 1}, {"duration_s": 2, "users": 4}]})
+    meta = json.loads((tmp_path / "locust_meta.json").read_text())
+    t0 = meta["load_start_s"]
+    first = {r.user for r in recs if r.sent_s < t0 + 1.5}
+    later = {r.user for r in recs if r.sent_s > t0 + 3.0}
+    assert len(first) == 1 and len(later) == 4
+    assert meta["load_end_s"] - t0 < 4 + 3  # the shape ended the run after its stages
