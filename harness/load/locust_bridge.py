@@ -221,6 +221,10 @@ def _on_start(environment, **_kw):
     if st is not None and st.load_start_s is None:
         st.load_start_s = time.perf_counter()
         st.load_start_unix_s = time.time()
+        if st.model is None and environment.host and st.role != "worker":
+            from harness.backends.probe import served_model  # by hand: ask the server what it serves
+
+            st.model = served_model(environment.host.rstrip("/"))
         loop = st.forward_loop if st.role == "worker" else st.status_loop
         st._loops.append(gevent.spawn(loop))
         if st.role == "master":  # test_start fires before the spawn messages: workers get it first
