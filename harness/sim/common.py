@@ -95,15 +95,25 @@ class Tracker:
         self.finished = False
 
     def token(self) -> None:
-        now = self.ctx.clock()
-        m = self.ctx.metrics
+        self.token_at(self.ctx.clock())
+
+    def token_at(self, now: float) -> None:
+        """One token written at `now` (the engine's release reads the clock, not this method)."""
         if self.first_s is None:
             self.first_s = now
-            m.on_first_token(now - self.arrival_s, self.prompt_tokens)
+            self.ctx.metrics.on_first_token(now - self.arrival_s, self.prompt_tokens)
         else:
-            m.on_token(now - self.last_s)
+            self.ctx.metrics.on_token(now - self.last_s)
         self.last_s = now
         self.generated += 1
+
+    def tokens_at_once(self, n: int, now: float) -> None:
+        """n tokens written together at `now` (calibration mode with zero delays): ITL 0 each."""
+        if n <= 0:
+            return
+        self.token_at(now)
+        self.ctx.metrics.on_tokens(0.0, n - 1)
+        self.generated += n - 1
 
     def finish(self, reason: str) -> None:
         if self.finished:
@@ -131,12 +141,23 @@ def abort_connection(request: web.Request) -> None:
         transport.abort()
 
 
-def sim_stats(ctx: ServerContext) -> dict:
-    """`GET /sim/stats`: calibration-mode release lateness (ms) versus the absolute schedule."""
-    late = sorted(getattr(ctx.engine, "lateness_s", ()))
-    out: dict = {"mode": "fixed" if hasattr(ctx.engine, "lateness_s") else "gpu", "tokens": len(late)}
+def sim_stats(ctx: ServerContext, reset: bool = False) -> dict:
+    """`GET /sim/stats`: calibration-mode release lateness (ms) versus the absolute schedule.
+
+    Covers the tokens released since the server started or since the last `?reset=1` read (which
+    clears the window after reporting it), so a bench can read one run's lateness."""
+    engine = ctx.engine
+    window = getattr(engine, "lateness_s", None)
+    late = sorted(window or ())
+    if reset and window is not None:
+        window.clear()
+    out: dict = {"mode": "fixed" if window is not None else "gpu", "tokens": len(late)}
     if late:
         def q(p: float) -> float:
             return round(late[min(int(p * len(late)), len(late) - 1)] * 1000, 3)
         out["token_lateness_ms"] = {"p50": q(0.5), "p99": q(0.99), "max": round(late[-1] * 1000, 3)}
     return out
+
+
+def stats_reset(request: web.Request) -> bool:
+    return request.query.get("reset", "") not in ("", "0", "false")

@@ -8,10 +8,15 @@ Rust-style float Display, a family appears only once touched). Both share one ho
 from __future__ import annotations
 
 import math
+import os
+import time
+from bisect import bisect_left
 from decimal import Decimal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.utils import floatToGoString
 
 TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
                 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0)
@@ -32,6 +37,45 @@ def _buckets_125(limit: int) -> list[float]:
                 return out
             out.append(float(v))
         exp += 1
+
+
+class CountingHistogram:
+    """A labelled histogram with a per-token cost of one bisect, exposed exactly as
+    prometheus_client's `Histogram` child (cumulative buckets, _count, _sum, then _created).
+
+    Observed once per streamed token, so it keeps plain counts and adds them up at scrape time;
+    `observe_many` takes a run of equal values (the tokens of one instant write) in one call."""
+
+    def __init__(self, name: str, doc: str, labels: dict[str, str], buckets, registry: CollectorRegistry):
+        self.name, self.doc, self.labels = name, doc, labels
+        self.bounds = [float(b) for b in buckets]
+        self.counts = [0] * (len(self.bounds) + 1)  # the last one is +Inf
+        self.sum = 0.0
+        self.created = time.time()
+        # prometheus_client's switch for the _created series (its default: on)
+        self.with_created = os.environ.get("PROMETHEUS_DISABLE_CREATED_SERIES", "false").lower() != "true"
+        registry.register(self)
+
+    def observe(self, v: float) -> None:
+        self.counts[bisect_left(self.bounds, v)] += 1
+        self.sum += v
+
+    def observe_many(self, v: float, n: int) -> None:
+        if n > 0:
+            self.counts[bisect_left(self.bounds, v)] += n
+            self.sum += v * n
+
+    def collect(self):
+        m = Metric(self.name, self.doc, "histogram")
+        acc = 0
+        for b, c in zip([*self.bounds, math.inf], self.counts):
+            acc += c
+            m.add_sample(self.name + "_bucket", {**self.labels, "le": floatToGoString(b)}, float(acc))
+        m.add_sample(self.name + "_count", dict(self.labels), float(acc))
+        m.add_sample(self.name + "_sum", dict(self.labels), self.sum)
+        if self.with_created:
+            m.add_sample(self.name + "_created", dict(self.labels), self.created)
+        return [m]
 
 
 class VllmMetrics:
@@ -65,8 +109,8 @@ class VllmMetrics:
         self.req_gen = hist("vllm:request_generation_tokens", "Number of generation tokens processed.", tok_buckets)
         self.ttft = hist("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.",
                          TTFT_BUCKETS)
-        self.itl = hist("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.",
-                        ITL_BUCKETS)
+        self.itl = CountingHistogram("vllm:inter_token_latency_seconds",
+                                     "Histogram of inter-token latency in seconds.", self._lv, ITL_BUCKETS, r)
         self.tpot = hist("vllm:request_time_per_output_token_seconds",
                          "Histogram of time_per_output_token_seconds per request.", ITL_BUCKETS)
         self.e2e = hist("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.",
@@ -74,6 +118,8 @@ class VllmMetrics:
         self.queue = hist("vllm:request_queue_time_seconds",
                           "Histogram of time spent in WAITING phase for request.", REQUEST_LATENCY_BUCKETS)
         self._preempt_seen = 0
+        self._gen_tokens = 0  # tokens after the first, added to generation_tokens at scrape time
+        self._gen_seen = 0
 
     # hooks
     def on_request(self) -> None:
@@ -89,7 +135,12 @@ class VllmMetrics:
 
     def on_token(self, itl_s: float) -> None:
         self.itl.observe(itl_s)
-        self.generation_tokens.inc()
+        self._gen_tokens += 1
+
+    def on_tokens(self, itl_s: float, n: int) -> None:
+        """n further tokens, each itl_s after the one before (one instant write: itl_s = 0)."""
+        self.itl.observe_many(itl_s, n)
+        self._gen_tokens += n
 
     def on_finish(self, reason: str, prompt_tokens: int, gen_tokens: int, e2e_s: float, ttft_s: float | None,
                   max_new_tokens: int) -> None:
@@ -114,6 +165,9 @@ class VllmMetrics:
         if total > self._preempt_seen:
             self.preemptions.inc(total - self._preempt_seen)
             self._preempt_seen = total
+        if self._gen_tokens > self._gen_seen:
+            self.generation_tokens.inc(self._gen_tokens - self._gen_seen)
+            self._gen_seen = self._gen_tokens
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
@@ -204,6 +258,9 @@ class TgiMetrics:
         pass  # TGI has no TTFT metric
 
     def on_token(self, itl_s: float) -> None:
+        pass
+
+    def on_tokens(self, itl_s: float, n: int) -> None:
         pass
 
     def on_queue(self, queue_s: float) -> None:

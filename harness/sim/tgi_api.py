@@ -14,7 +14,7 @@ import time
 
 from aiohttp import web
 
-from .common import ServerContext, Tracker, abort_connection, dumps, sim_stats
+from .common import ServerContext, Tracker, abort_connection, dumps, sim_stats, stats_reset
 from .textgen import TextGen, choose_output_tokens, count_words, prompt_tokens_chat, prompt_tokens_text
 
 TGI_VERSION = "3.3.6-dev0"
@@ -76,7 +76,7 @@ class TgiApi:
         return web.json_response(self.ctx.gpu_snapshot(), dumps=dumps)
 
     async def sim_stats(self, request: web.Request) -> web.Response:
-        return web.json_response(sim_stats(self.ctx), dumps=dumps)
+        return web.json_response(sim_stats(self.ctx, stats_reset(request)), dumps=dumps)
 
     # ---- request parsing ----
     async def _parse(self, request: web.Request, required: str):

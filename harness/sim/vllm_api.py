@@ -13,8 +13,9 @@ from typing import Any
 
 from aiohttp import web
 
-from .common import ServerContext, Tracker, abort_connection, dumps, json_body, sim_stats
-from .textgen import TextGen, choose_output_tokens, prompt_tokens_chat, prompt_tokens_text
+from .common import ServerContext, Tracker, abort_connection, dumps, json_body, sim_stats, stats_reset
+from .textgen import WORD_JSON, WORDS, TextGen, choose_output_tokens, prompt_tokens_chat, prompt_tokens_text
+from .wire import TokenWriter, open_wire
 
 VLLM_VERSION = "0.33.0"
 
@@ -133,7 +134,7 @@ class VllmApi:
         return web.json_response(self.ctx.gpu_snapshot(), dumps=dumps)
 
     async def sim_stats(self, request: web.Request) -> web.Response:
-        return web.json_response(sim_stats(self.ctx), dumps=dumps)
+        return web.json_response(sim_stats(self.ctx, stats_reset(request)), dumps=dumps)
 
     # ---- generation ----
     async def completions(self, request: web.Request) -> web.StreamResponse:
@@ -173,30 +174,40 @@ class VllmApi:
             return ApiError(500, "InternalServerError", "Simulated engine failure (fault injection).").response()
         prefix = "chatcmpl-" if chat else "cmpl-"
         rid = prefix + (request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16])
-        gen = _Render(ctx, rid, chat, body, prompt_tokens, reason, n_out, TextGen(rng))
-        ticket = ctx.engine.submit(prompt_tokens, n_out, arrival)
-        tracker = Tracker(ctx, arrival, prompt_tokens, max_tokens)
+        gen = _Render(ctx, rid, chat, body, prompt_tokens, reason, n_out, TextGen(rng).word_indices(n_out))
+        clean = faults == type(faults)()
+        ticket = tracker = None
         try:
             if not stream:
-                texts = []
-                async for _ in ticket.tokens():
-                    tracker.token()
-                    texts.append(gen.text.token())
+                ticket = ctx.engine.submit(prompt_tokens, n_out, arrival)
+                tracker = Tracker(ctx, arrival, prompt_tokens, max_tokens)
+                if ticket.instant:
+                    tracker.tokens_at_once(n_out, ctx.clock())
+                else:
+                    writer = TokenWriter(None, gen.chunk, n_out, tracker)
+                    ticket.attach(writer)
+                    await writer.done
                 tracker.finish(reason)
-                return web.Response(text=dumps(gen.full(texts)), content_type="application/json")
+                return web.Response(text=dumps(gen.full()), content_type="application/json")
             resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
             await resp.prepare(request)
-            if ticket.instant and faults == type(faults)():
-                events = [gen.head()] if chat else []
-                for k in range(n_out):
-                    tracker.token()
-                    events.append(gen.chunk(k))
-                events += gen.tail()
-                await resp.write("".join(events).encode())
+            ticket = ctx.engine.submit(prompt_tokens, n_out, arrival)
+            tracker = Tracker(ctx, arrival, prompt_tokens, max_tokens)
+            if ticket.instant and clean:
+                tracker.tokens_at_once(n_out, ctx.clock())
+                await resp.write(gen.everything())
+            elif clean:
+                # The engine writes each token at its release (one socket write, no task wake-up).
+                wire = await open_wire(request, resp, gen.head() if chat else b"")
+                if wire is None:
+                    raise ConnectionResetError("client went away before the first token")
+                writer = TokenWriter(wire, gen.chunk, n_out, tracker, gen.tail())
+                ticket.attach(writer)
+                if await writer.done == "abort":
+                    raise ConnectionResetError("client went away mid-stream")
             else:
                 if chat:
-                    await resp.write(gen.head().encode())
-                nxt = gen.chunk(0)  # pre-render so that at the target time only the write is left
+                    await resp.write(gen.head())
                 async for k in ticket.tokens():
                     if k == faults.stall_at:
                         await asyncio.sleep(ctx.faults.cfg.stall_s)
@@ -207,26 +218,34 @@ class VllmApi:
                         abort_connection(request)
                         return resp
                     tracker.token()
-                    await resp.write(nxt.encode())
-                    if k + 1 < n_out:
-                        nxt = gen.chunk(k + 1)
-                await resp.write("".join(gen.tail()).encode())
+                    await resp.write(gen.chunk(k))
+                await resp.write(gen.tail())
             tracker.finish(reason)
             await resp.write_eof()
             return resp
         except (ConnectionResetError, asyncio.CancelledError):
-            tracker.finish("abort")
+            if tracker is not None:
+                tracker.finish("abort")
             raise
         finally:
-            ticket.cancel()
+            if ticket is not None:
+                ticket.cancel()
 
 
 class _Render:
-    """Builds vLLM 0.33 chunk / response JSON for one request (one token per chunk)."""
+    """Builds vLLM 0.33 chunk / response JSON for one request (one token per chunk), as bytes.
+
+    The words are drawn up front. A token event is the request's chunk JSON rendered once with a
+    placeholder for the text and split there; each token splices its pre-escaped word in. The
+    last chunk (finish_reason, fingerprint) and per-chunk usage (continuous_usage_stats) are
+    rendered whole, as are events whose placeholder split is ambiguous.
+    """
+
+    _MARK = "\x00slabench-token\x00"
 
     def __init__(self, ctx: ServerContext, rid: str, chat: bool, body: dict, prompt_tokens: int, reason: str,
-                 n_out: int, text: TextGen):
-        self.ctx, self.rid, self.chat, self.reason, self.n_out, self.text = ctx, rid, chat, reason, n_out, text
+                 n_out: int, words: list[int]):
+        self.ctx, self.rid, self.chat, self.reason, self.n_out, self.words = ctx, rid, chat, reason, n_out, words
         self.prompt_tokens = prompt_tokens
         self.created = int(time.time())
         opts = body.get("stream_options") or {}
@@ -234,15 +253,21 @@ class _Render:
         self.continuous = self.include_usage and bool(opts.get("continuous_usage_stats"))
         self.model = ctx.served_model_name
         self.obj = "chat.completion.chunk" if chat else "text_completion"
+        self._split: tuple[bytes, bytes] | None = None
+        if not self.continuous:
+            parts = self._event(self._chunk_dict(0, self._MARK, False)).split(dumps(self._MARK).encode())
+            if len(parts) == 2:
+                self._split = (parts[0], parts[1])
 
     def _usage(self, completion: int) -> dict:
         return {"prompt_tokens": self.prompt_tokens, "total_tokens": self.prompt_tokens + completion,
                 "completion_tokens": completion}
 
-    def _event(self, d: dict) -> str:
-        return f"data: {dumps(d)}\n\n"
+    @staticmethod
+    def _event(d: dict) -> bytes:
+        return f"data: {dumps(d)}\n\n".encode()
 
-    def head(self) -> str:
+    def head(self) -> bytes:
         choice = {"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}
         d = {"id": self.rid, "object": self.obj, "created": self.created, "model": self.model, "choices": [choice]}
         if self.continuous:
@@ -250,9 +275,7 @@ class _Render:
         d.update({"prompt_token_ids": None, "prompt_text": None})
         return self._event(d)
 
-    def chunk(self, k: int) -> str:
-        tok = self.text.token()
-        last = k == self.n_out - 1
+    def _chunk_dict(self, k: int, tok: str, last: bool) -> dict:
         if self.chat:
             choice = {"index": 0, "delta": {"content": tok}, "logprobs": None, "finish_reason": self.reason if last else None}
             if last:
@@ -269,20 +292,35 @@ class _Render:
         if last and not self.include_usage:
             d["system_fingerprint"] = self.ctx.fingerprint
         d["kv_transfer_params"] = None
-        return self._event(d)
+        return d
 
-    def tail(self) -> list[str]:
-        out = []
+    def chunk(self, k: int) -> bytes:
+        last = k == self.n_out - 1
+        if self._split is not None and not last:
+            return self._split[0] + WORD_JSON[self.words[k]] + self._split[1]
+        return self._event(self._chunk_dict(k, " " + WORDS[self.words[k]], last))
+
+    def tail(self) -> bytes:
+        out = b""
         if self.include_usage:
-            out.append(self._event({"id": self.rid, "object": self.obj, "created": self.created, "model": self.model,
-                                    "choices": [], "usage": self._usage(self.n_out),
-                                    "system_fingerprint": self.ctx.fingerprint}))
-        out.append("data: [DONE]\n\n")
-        return out
+            out = self._event({"id": self.rid, "object": self.obj, "created": self.created, "model": self.model,
+                               "choices": [], "usage": self._usage(self.n_out),
+                               "system_fingerprint": self.ctx.fingerprint})
+        return out + b"data: [DONE]\n\n"
 
-    def full(self, texts: list[str]) -> dict:
-        text = "".join(texts)
-        usage = {**self._usage(len(texts)), "prompt_tokens_details": None}
+    def everything(self) -> bytes:
+        """Head (chat), every token event and the tail, as one body (calibration mode 0/0)."""
+        n = self.n_out
+        if self._split is not None and n > 1:
+            pre, post = self._split
+            body = pre + (post + pre).join([WORD_JSON[w] for w in self.words[:n - 1]]) + post + self.chunk(n - 1)
+        else:
+            body = b"".join(self.chunk(k) for k in range(n))
+        return (self.head() if self.chat else b"") + body + self.tail()
+
+    def full(self) -> dict:
+        text = "".join([" " + WORDS[w] for w in self.words])
+        usage = {**self._usage(self.n_out), "prompt_tokens_details": None}
         if self.chat:
             choice = {"index": 0, "message": {"role": "assistant", "content": text, "refusal": None,
                                               "annotations": None, "audio": None, "function_call": None,
