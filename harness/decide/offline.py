@@ -7,9 +7,7 @@ driven on the scheduler's step API) → records, simulated gpu.csv / server_metr
 
 from __future__ import annotations
 
-import contextlib
 import heapq
-import io
 import json
 import random
 from dataclasses import dataclass, field
@@ -49,18 +47,10 @@ class SimPlan:
 
 def _parse_sim_args(backend: SimBackend):
     from harness.backends.sim import sim_argv
-    from harness.sim.cli import _options, _parser  # the sim's own flag parsing (one definition)
+    from harness.sim.cli import parse_serve_options  # the sim's own flag parsing (one definition)
 
-    argv = sim_argv(backend)[3:]  # drop "python -m harness.sim"
-    err = io.StringIO()
     try:
-        with contextlib.redirect_stderr(err):
-            args = _parser().parse_args(argv)
-    except SystemExit:
-        msg = err.getvalue().strip().splitlines()[-1] if err.getvalue().strip() else "bad sim flags"
-        raise ConfigError(f"backend.extra_args: {msg.removeprefix('slabench-sim: ')}") from None
-    try:
-        return _options(args)
+        return parse_serve_options(sim_argv(backend)[3:])  # drop "python -m harness.sim"
     except SimConfigError as exc:
         raise ConfigError(f"backend.extra_args: {exc}") from None
 

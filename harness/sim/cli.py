@@ -21,9 +21,20 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"slabench-sim: {message} (see --help)\n")
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m harness.sim", description="Simulated vLLM / TGI server for slabench.")
-    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+class _RaisingParser(_Parser):
+    def error(self, message: str):  # in-process callers get an exception, not an exit
+        raise SimConfigError(f"{message} (see slabench sim serve --help)")
+
+
+def parse_serve_options(argv: list[str]) -> ServeOptions:
+    """`serve` flags → ServeOptions for in-process users (offline runs). SimConfigError on bad flags."""
+    args = _parser(_RaisingParser).parse_args(["serve", *argv] if argv[:1] != ["serve"] else argv)
+    return _options(args)
+
+
+def _parser(cls: type[argparse.ArgumentParser] = _Parser) -> argparse.ArgumentParser:
+    p = cls(prog="python -m harness.sim", description="Simulated vLLM / TGI server for slabench.")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=cls)
     s = sub.add_parser("serve", help="run a simulated server")
     s.add_argument("--flavor", choices=["vllm", "tgi"], default="vllm")
     s.add_argument("--model", default="llama-3-8b")
