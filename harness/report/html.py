@@ -16,7 +16,8 @@ from jinja2 import ChainableUndefined, Environment, FileSystemLoader
 from harness.records import SCENARIO_FILE, RunResult
 from harness.report import fmt
 from harness.report.plots import distribution_plot, timeseries_plot
-from harness.scoring import distributions, scoring_window, split_records
+from harness.scoring import scoring_window, table_of
+from harness.scoring.metrics import in_window, table_distributions
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 LATENCY_TITLES = {"ttft_s": "TTFT (time to first token)", "tpot_s": "TPOT (time per output token, per request)",
@@ -48,13 +49,18 @@ def _command_line(meta: dict) -> str | None:
 
 
 def build_plots(run: RunResult, summary: dict) -> dict:
-    """Base64 PNGs: one per latency distribution present, plus the time-series stack."""
-    window = scoring_window(run.meta or {}, run.scenario or {}, run.records or [])
-    scored, _ = split_records(run.records or [], window)
-    dists = distributions(scored)
+    """Base64 PNGs: one per latency distribution present, plus the time-series stack.
+
+    The summary's percentiles of each distribution are passed to the plot (p50/p99 lines, p99.9
+    histogram clip), so a 64M-gap ITL pool is swept, not sorted again.
+    """
+    table = table_of(run)
+    window = scoring_window(run.meta or {}, run.scenario or {}, table)
+    dists = table_distributions(table, in_window(table, window))
+    metrics = summary.get("metrics") or {}
     plots = {}
     for key, title in LATENCY_TITLES.items():
-        img = distribution_plot(dists.get(key) or [], key, "s")
+        img = distribution_plot(dists[key], key, "s", stats=metrics.get(key))
         if img:
             plots[key] = {"title": title, "png": img}
     return {"distributions": plots, "timeseries": timeseries_plot(summary.get("timeseries") or {})}

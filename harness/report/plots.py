@@ -13,8 +13,13 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from harness.scoring.stats import pool_percentiles
+from harness.scoring.table import ItlPool, as_pool
+
 DPI = 80
 MAX_CDF_POINTS = 2000
+MAX_EXACT_SAMPLES = 1 << 21  # up to here a distribution is sorted whole (16 MB); beyond, swept in blocks
+CDF_SAMPLE = 1 << 20  # values in the strided subsample a larger pool's CDF curve is drawn from
 COLORS = {"pass": "#2e7d32", "warn": "#f9a825", "fail": "#c62828", "line": "#1f5fa8", "alt": "#e07b00"}
 
 
@@ -26,15 +31,8 @@ def png_b64(fig: Figure) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def distribution_plot(samples: list[float], title: str, unit: str = "s") -> str | None:
-    """CDF (left) and histogram (right) of one latency distribution; None when there are no samples."""
-    arr = np.asarray(samples, dtype=float)
-    arr = arr[np.isfinite(arr)]
-    if arr.size == 0:
-        return None
-    scale, shown = (1000.0, "ms") if unit == "s" else (1.0, unit)
-    arr = np.sort(arr) * scale
-    fig = Figure(figsize=(9, 2.8))
+def _cdf_hist(fig: Figure, arr: np.ndarray, title: str, shown: str) -> None:
+    """The exact panels from sorted, scaled samples (every pool up to MAX_EXACT_SAMPLES)."""
     ax1, ax2 = fig.subplots(1, 2)
     q = np.linspace(0, 1, min(arr.size, MAX_CDF_POINTS))
     xs = np.quantile(arr, q) if arr.size > MAX_CDF_POINTS else arr
@@ -42,21 +40,86 @@ def distribution_plot(samples: list[float], title: str, unit: str = "s") -> str 
     ax1.step(xs, ys, where="post", color=COLORS["line"])
     for p, ls in ((50, ":"), (99, "--")):
         ax1.axvline(np.percentile(arr, p), color="grey", ls=ls, lw=0.8, label=f"p{p}")
-    ax1.set(xlabel=f"{title} ({shown})", ylabel="fraction ≤ x", ylim=(0, 1.01))
-    ax1.legend(loc="lower right", fontsize=7)
-    ax1.grid(alpha=0.3)
+    _cdf_labels(ax1, title, shown)
     hi = np.percentile(arr, 99.9)
     clipped = arr[arr <= hi] if hi > arr[0] else arr
     lo, hi = float(clipped[0]), float(clipped[-1])
+    bins, rng = _bins(lo, hi, clipped.size)
+    ax2.hist(clipped, bins=bins, range=rng, color=COLORS["line"], alpha=0.8)
+    _hist_labels(ax2, title, shown, clipped.size < arr.size)
+
+
+def _bins(lo: float, hi: float, n: int) -> tuple[int, tuple[float, float]]:
     if hi - lo <= 1e-9 * max(1.0, abs(hi)):  # (near-)constant samples: one visible bar, not a numpy error
         pad = max(abs(lo) * 0.01, 1e-9)
-        bins, rng = 1, (lo - pad, hi + pad)
+        return 1, (lo - pad, hi + pad)
+    return min(50, max(5, n // 5)), (lo, hi)
+
+
+def _cdf_labels(ax, title: str, shown: str) -> None:
+    ax.set(xlabel=f"{title} ({shown})", ylabel="fraction ≤ x", ylim=(0, 1.01))
+    ax.legend(loc="lower right", fontsize=7)
+    ax.grid(alpha=0.3)
+
+
+def _hist_labels(ax, title: str, shown: str, clipped: bool) -> None:
+    ax.set(xlabel=f"{title} ({shown})" + (", x ≤ p99.9" if clipped else ""), ylabel="count")
+    ax.grid(alpha=0.3)
+
+
+def _pool_panels(fig: Figure, pool: ItlPool, n: int, stats: dict | None, title: str, shown: str,
+                 scale: float) -> None:
+    """The same panels from a pool too large to sort or copy (tens of millions of ITL gaps), in one sweep.
+
+    Percentile lines use the exact percentiles (the summary's, else computed by radix selection);
+    the histogram counts every sample up to p99.9 in 50 bins over [min, p99.9] (the exact path's
+    range ends at the largest sample <= p99.9, a hair below). Only the CDF curve is drawn from an
+    evenly strided subsample of ~CDF_SAMPLE values: at 720 px wide it is the full curve.
+    """
+    keys = ("p50", "p99", "p99.9", "min", "max")
+    st = {k: (stats or {}).get(k) for k in keys}
+    if any(v is None for v in st.values()) or (stats or {}).get("n") != n:
+        st = dict(zip(("p50", "p99", "p99.9"), pool_percentiles(pool, n, [50, 99, 99.9])))
+        st["min"] = min(float(b.min()) for b in pool.blocks() if b.size)
+        st["max"] = max(float(b.max()) for b in pool.blocks() if b.size)
+    hi = st["p99.9"] if st["p99.9"] > st["min"] else st["max"]
+    bins, rng = _bins(st["min"], hi, n)
+    counts = np.zeros(bins, dtype=np.int64)
+    step = max(1, n // CDF_SAMPLE)
+    sub, seen = [], 0
+    for b in pool.blocks():
+        sub.append(b[(-seen) % step::step].copy())  # a copy: a view would keep the whole block alive
+        seen += b.size
+        counts += np.histogram(b, bins=bins, range=rng)[0]
+    cdf = np.sort(np.concatenate(sub)) * scale
+    ax1, ax2 = fig.subplots(1, 2)
+    q = np.linspace(0, 1, MAX_CDF_POINTS)
+    ax1.step(np.quantile(cdf, q), q, where="post", color=COLORS["line"])
+    for p in (50, 99):
+        ax1.axvline(st[f"p{p}"] * scale, color="grey", ls=":" if p == 50 else "--", lw=0.8, label=f"p{p}")
+    _cdf_labels(ax1, title, shown)
+    edges = np.linspace(rng[0], rng[1], bins + 1) * scale
+    ax2.hist(edges[:-1], bins=edges, weights=counts, color=COLORS["line"], alpha=0.8)
+    _hist_labels(ax2, title, shown, st["max"] > hi)
+
+
+def distribution_plot(samples, title: str, unit: str = "s", stats: dict | None = None) -> str | None:
+    """CDF (left) and histogram (right) of one latency distribution; None when there are no samples.
+
+    `samples`: a list, an array or an ItlPool; non-finite values are dropped. `stats`, a describe()
+    dict of the same samples, spares re-computing percentiles of a large pool.
+    """
+    pool = as_pool(samples)
+    n = pool.n
+    if n == 0:
+        return None
+    scale, shown = (1000.0, "ms") if unit == "s" else (1.0, unit)
+    fig = Figure(figsize=(9, 2.8))
+    if n <= MAX_EXACT_SAMPLES:
+        _cdf_hist(fig, np.sort(np.concatenate(list(pool.blocks()))) * scale, title, shown)
     else:
-        bins, rng = min(50, max(5, clipped.size // 5)), (lo, hi)
-    ax2.hist(clipped, bins=bins, range=rng, color=COLORS["line"], alpha=0.8)
-    ax2.set(xlabel=f"{title} ({shown})" + (", x ≤ p99.9" if clipped.size < arr.size else ""), ylabel="count")
-    ax2.grid(alpha=0.3)
-    fig.suptitle(f"{title}: n = {arr.size}", fontsize=10)
+        _pool_panels(fig, pool, n, stats, title, shown, scale)
+    fig.suptitle(f"{title}: n = {n}", fontsize=10)
     return png_b64(fig)
 
 

@@ -16,17 +16,18 @@ from harness.records import RunResult
 from harness.scoring.cost import cost_metrics, price_lookup
 from harness.scoring.gauges import energy_j, gpu_gauges, server_gauges
 from harness.scoring.metrics import (
-    Window, concurrency, distributions, error_summary, goodput, latency_metrics, phase_of, rates,
-    scoring_window, split_records,
+    Window, distributions, in_window, latency_metrics, phase_of, scoring_window, split_records, table_concurrency,
+    table_distributions, table_error_summary, table_goodput, table_rates,
 )
 from harness.scoring.sla import evaluate, resolve_policy
 from harness.scoring.stats import MIN_TAIL_SAMPLES, PERCENTILE_METHOD
-from harness.scoring.timeseries import timeseries
+from harness.scoring.table import RecordTable, table_of
+from harness.scoring.timeseries import table_timeseries
 
 SCHEMA_VERSION = 1
 
 __all__ = ["SCHEMA_VERSION", "summarize", "json_safe", "Window", "scoring_window", "split_records",
-           "distributions", "phase_of"]
+           "distributions", "phase_of", "RecordTable", "table_of"]
 
 
 def json_safe(obj: Any) -> Any:
@@ -61,11 +62,11 @@ def _run_echo(run: RunResult) -> dict:
 SATURATION_LAG_P99_S = 0.010  # open loop: sends later than this at p99 mean the client set the pace
 
 
-def load_generator_health(lag_s: list[float], meta: dict) -> dict:
+def load_generator_health(lag_s: "list[float] | np.ndarray", meta: dict) -> dict:
     """Whether the load generator kept its open-loop schedule (lag p99 <= 10 ms) and what its cap delayed."""
     out: dict[str, Any] = {"lag_p99_s": None, "lag_p50_s": None, "saturated": False, "note": None,
                            "delayed_by_cap": (meta.get("open_loop") or {}).get("delayed_by_cap")}
-    if lag_s:
+    if len(lag_s):
         p50, p99 = (float(x) for x in np.percentile(np.asarray(lag_s, float), [50, 99]))
         out.update(lag_p50_s=p50, lag_p99_s=p99, saturated=p99 > SATURATION_LAG_P99_S)
         if out["saturated"]:
@@ -76,22 +77,26 @@ def load_generator_health(lag_s: list[float], meta: dict) -> dict:
 
 
 def summarize(run: RunResult) -> dict:
-    """The summary.json content for one run (see docs/metrics.md for every key)."""
+    """The summary.json content for one run (see docs/metrics.md for every key).
+
+    Works on the run's RecordTable (`run.table` when loaded columnar, else built from run.records):
+    every request-side number is a numpy reduction over its columns with a scored mask.
+    """
     scenario = run.scenario if isinstance(run.scenario, dict) else {}
     meta = run.meta if isinstance(run.meta, dict) else {}
-    records = list(run.records or [])
-    window = scoring_window(meta, scenario, records)
-    scored, excluded = split_records(records, window)
-    dists = distributions(scored)
+    table = table_of(run)
+    window = scoring_window(meta, scenario, table)
+    scored = in_window(table, window)
+    dists = table_distributions(table, scored)
     latency = latency_metrics(dists)
     policy, policy_notes = resolve_policy(scenario.get("sla"))
-    r = rates(scored, window.duration_s)
-    gp = goodput(scored, (policy or {}).get("rows", []), window.duration_s)
+    r = table_rates(table, scored, window.duration_s)
+    gp = table_goodput(table, scored, (policy or {}).get("rows", []), window.duration_s)
     r["goodput_rps"], r["slo_attainment_pct"] = gp["goodput_rps"], gp["slo_attainment_pct"]
     gpu = gpu_gauges(list(run.gpu_samples or []), window)
     server = server_gauges(list(run.server_samples or []), window)
     gauges = {"gpu_utilization_pct": gpu["gpu_utilization_pct"], "queue_depth": server["queue_depth"]}
-    metrics = {**latency, "concurrency": concurrency(records, window), **gauges,
+    metrics = {**latency, "concurrency": table_concurrency(table, window), **gauges,
                "gpu_mem_used_gib": gpu["gpu_mem_used_gib"], "gpu_power_w": gpu["gpu_power_w"],
                "kv_usage_frac": server["kv_usage_frac"], "server_running": server["running"]}
     ctx = {"metrics": latency, "gauges": gauges, "rates": r, "goodput": gp, "meta": meta}
@@ -100,39 +105,42 @@ def summarize(run: RunResult) -> dict:
     price = price_lookup(scenario, meta, gpu["gpu_names"])
     cost = cost_metrics(price, window.duration_s, r["tokens"], r["tokens"]["ok_requests"], gp["good_requests"],
                         energy_j(list(run.gpu_samples or []), window))
-    n_ok = sum(1 for x in records if x.ok)
+    n, n_ok = table.n, int(table.ok.sum())
+    n_scored, n_scored_ok = int(scored.sum()), int((scored & table.ok).sum())
+    has_window = window.start_s is not None and window.end_s is not None
+    n_warmup = int((~scored & (table.sent_s < window.start_s)).sum()) if has_window else 0
+    n_cooldown = int((~scored & (table.sent_s > window.end_s)).sum()) if has_window else 0
     notes = list(window.notes)
-    if not records:
+    if not n:
         notes.append("the run has no request records")
     elif n_ok == 0:
         notes.append("every request failed: latency metrics are empty")
     if meta.get("interrupted"):
         notes.append("the run was interrupted: results cover a partial run")
-    load_gen = load_generator_health(dists.get("schedule_lag_s") or [], meta)
+    load_gen = load_generator_health(dists["schedule_lag_s"], meta)
     if load_gen["saturated"]:
         notes.append(load_gen["note"])
     summary = {
         "schema_version": SCHEMA_VERSION,
         "run": _run_echo(run),
         "window": window.as_dict(),
-        "counts": {"total": len(records), "ok": n_ok, "errors": len(records) - n_ok, "scored": len(scored),
-                   "scored_ok": sum(1 for x in scored if x.ok), "scored_errors": sum(1 for x in scored if not x.ok),
-                   "excluded_warmup_cooldown": len(excluded),
-                   "excluded_warmup": sum(1 for x in excluded if phase_of(x, window) == "warmup"),
-                   "excluded_cooldown": sum(1 for x in excluded if phase_of(x, window) == "cooldown")},
+        "counts": {"total": n, "ok": n_ok, "errors": n - n_ok, "scored": n_scored,
+                   "scored_ok": n_scored_ok, "scored_errors": n_scored - n_scored_ok,
+                   "excluded_warmup_cooldown": n - n_scored, "excluded_warmup": n_warmup,
+                   "excluded_cooldown": n_cooldown},
         "method": {"percentiles": PERCENTILE_METHOD, "min_tail_samples": MIN_TAIL_SAMPLES,
                    "latency_from": "ok requests sent in the window; itl_s pools every inter-chunk gap",
                    "tpot": "(e2e_s - ttft_s) / (output_tokens - 1), per ok request with >= 2 output tokens"},
         "metrics": metrics,
         "rates": r,
         "goodput": gp,
-        "errors": error_summary(scored, records),
+        "errors": table_error_summary(table, scored),
         "sla": sla,
         "cost": cost,
         "telemetry": {"gpu": {k: gpu[k] for k in ("gpu_names", "gpu_count_seen", "samples_total", "samples_in_window", "simulated")},
                       "server": {k: server[k] for k in ("samples_total", "samples_in_window", "simulated")}},
         "load_generator": load_gen,
-        "timeseries": timeseries(records, list(run.gpu_samples or []), list(run.server_samples or []), window),
+        "timeseries": table_timeseries(table, list(run.gpu_samples or []), list(run.server_samples or []), window),
         "notes": notes,
     }
     return json_safe(summary)

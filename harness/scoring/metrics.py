@@ -1,7 +1,8 @@
-"""Metrics: request-side numbers from RequestRecords (records seam → summary.json `metrics`, `rates`).
+"""Metrics: request-side numbers from a RecordTable (records seam → summary.json `metrics`, `rates`).
 
 The scored window is [load_start_s + warmup_s, load_end_s - cooldown_s] on the monotonic clock; a
 request is scored when its `sent_s` falls inside it (inclusive). Rates divide by the window length.
+`table_*` functions take a table and a scored mask; the list-of-records functions wrap them.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+import numpy as np
+
 from harness.records import RequestRecord
-from harness.scoring.stats import describe, safe_div
+from harness.scoring.stats import describe, describe_pool, safe_div
+from harness.scoring.table import ItlPool, RecordTable, from_records
 
 # Per-request SLO metrics: each request has its own value to compare with a row's target.
 PER_REQUEST_METRICS = ("ttft_s", "tpot_s", "e2e_s")
@@ -59,7 +63,18 @@ def _num(x: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def scoring_window(meta: dict, scenario: dict, records: list[RequestRecord]) -> Window:
+def _bounds(records: "list[RequestRecord] | RecordTable") -> tuple[float, float] | None:
+    """(first sent_s, last max(end_s, sent_s)) of the records, or None when there are none."""
+    if isinstance(records, RecordTable):
+        if records.n == 0:
+            return None
+        return float(records.sent_s.min()), float(np.maximum(records.end_s, records.sent_s).max())
+    if not records:
+        return None
+    return min(r.sent_s for r in records), max(max(r.end_s, r.sent_s) for r in records)
+
+
+def scoring_window(meta: dict, scenario: dict, records: "list[RequestRecord] | RecordTable") -> Window:
     """Window from meta's load_start_s/load_end_s and the scenario's warm-up/cool-down (degrades)."""
     load = scenario.get("load") if isinstance(scenario.get("load"), dict) else {}
     warmup_s = max(0.0, _num(load.get("warmup_s")) or 0.0)
@@ -67,11 +82,12 @@ def scoring_window(meta: dict, scenario: dict, records: list[RequestRecord]) -> 
     notes: list[str] = []
     start = _num(meta.get("load_start_s"))
     end = _num(meta.get("load_end_s"))
-    if start is None and records:
-        start = min(r.sent_s for r in records)
+    bounds = _bounds(records) if start is None or end is None else None
+    if start is None and bounds:
+        start = bounds[0]
         notes.append("meta has no load_start_s: load start taken as the first request's sent_s")
-    if end is None and records:
-        end = max(max(r.end_s, r.sent_s) for r in records)
+    if end is None and bounds:
+        end = bounds[1]
         notes.append("meta has no load_end_s: load end taken as the last request's end_s")
     if start is None or end is None:
         notes.append("no load start/end and no records: nothing to score")
@@ -84,6 +100,11 @@ def scoring_window(meta: dict, scenario: dict, records: list[RequestRecord]) -> 
         )
         w_start, w_end = start, end
     return Window(start, end, warmup_s, cooldown_s, w_start, w_end, tuple(notes))
+
+
+def window_needs_records(meta: dict) -> bool:
+    """True when meta lacks load_start_s/load_end_s, so scoring_window falls back to the records."""
+    return _num(meta.get("load_start_s")) is None or _num(meta.get("load_end_s")) is None
 
 
 def split_records(records: Iterable[RequestRecord], window: Window) -> tuple[list[RequestRecord], list[RequestRecord]]:
@@ -103,6 +124,13 @@ def phase_of(rec: RequestRecord, window: Window) -> str:
     return "cooldown" if rec.sent_s > window.end_s else "scored"
 
 
+def in_window(t: RecordTable, window: Window) -> np.ndarray:
+    """Scored mask: sent_s inside [start_s, end_s] (all False without a window)."""
+    if window.start_s is None or window.end_s is None:
+        return np.zeros(t.n, dtype=bool)
+    return (t.sent_s >= window.start_s) & (t.sent_s <= window.end_s)
+
+
 def request_value(rec: RequestRecord, metric: str) -> float | None:
     """A per-request metric value (None when the request has none, e.g. errors)."""
     if not rec.ok:
@@ -112,38 +140,56 @@ def request_value(rec: RequestRecord, metric: str) -> float | None:
     return _num(getattr(rec, metric, None))
 
 
+def _values(t: RecordTable, metric: str) -> np.ndarray:
+    """Per-request metric values of the table, NaN where request_value would give None."""
+    v = t.tpot() if metric == "tpot_s" else getattr(t, metric)
+    return np.where(t.ok, v, np.nan)
+
+
+def table_distributions(t: RecordTable, scored: np.ndarray) -> dict[str, Any]:
+    """Samples of the scored records: arrays for ttft_s, tpot_s, e2e_s, schedule_lag_s; itl_s as an
+    ItlPool (every finite gap of every ok scored request, read in blocks: it can be 64M values)."""
+    out: dict[str, Any] = {}
+    for m in PER_REQUEST_METRICS:
+        v = _values(t, m)[scored]
+        out[m] = v[~np.isnan(v)]
+    out["itl_s"] = t.itl_pool(scored & t.ok)
+    has = scored & ~np.isnan(t.scheduled_s)
+    out["schedule_lag_s"] = t.sent_s[has] - t.scheduled_s[has]
+    return {k: out[k] for k in ("ttft_s", "tpot_s", "itl_s", "e2e_s", "schedule_lag_s")}
+
+
 def distributions(scored: Iterable[RequestRecord]) -> dict[str, list[float]]:
     """Raw samples: ttft_s, tpot_s, e2e_s (one per ok request), itl_s (every gap, pooled), schedule_lag_s."""
-    out: dict[str, list[float]] = {"ttft_s": [], "tpot_s": [], "itl_s": [], "e2e_s": [], "schedule_lag_s": []}
-    for r in scored:
-        if r.scheduled_s is not None:
-            out["schedule_lag_s"].append(r.sent_s - r.scheduled_s)
-        if not r.ok:
-            continue
-        for m in PER_REQUEST_METRICS:
-            v = request_value(r, m)
-            if v is not None:
-                out[m].append(v)
-        out["itl_s"].extend(float(g) for g in (r.itl_s or []) if _num(g) is not None)
-    return out
+    t = from_records(scored)
+    d = table_distributions(t, np.ones(t.n, dtype=bool))
+    d["itl_s"] = np.concatenate(list(d["itl_s"].blocks())) if t.itl.size else np.empty(0)
+    return {k: v.tolist() for k, v in d.items()}
 
 
-def latency_metrics(dists: dict[str, list[float]]) -> dict[str, dict]:
+def latency_metrics(dists: dict[str, Any]) -> dict[str, dict]:
     """describe() of every distribution (schedule_lag_s only when some request had scheduled_s)."""
-    out = {m: describe(dists[m]) for m in ("ttft_s", "tpot_s", "itl_s", "e2e_s")}
-    if dists.get("schedule_lag_s"):
+    d = lambda v: describe_pool(v) if isinstance(v, ItlPool) else describe(v)  # noqa: E731
+    out = {m: d(dists[m]) for m in ("ttft_s", "tpot_s", "itl_s", "e2e_s")}
+    if len(dists.get("schedule_lag_s", [])):
         out["schedule_lag_s"] = describe(dists["schedule_lag_s"])
     return out
 
 
+def _tokens(t: RecordTable, scored: np.ndarray) -> dict:
+    ok = scored & t.ok
+    p = t.prompt_tokens[ok]
+    missing = int(np.isnan(p).sum())
+    prompt = int(np.trunc(np.nan_to_num(p)).astype(np.int64).sum())  # int(prompt_tokens or 0)
+    output = int(np.trunc(t.output_tokens[ok]).astype(np.int64).sum())
+    return {"ok_requests": int(ok.sum()), "input_tokens": prompt, "output_tokens": output,
+            "total_tokens": prompt + output, "requests_without_prompt_tokens": missing}
+
+
 def token_counts(scored: Iterable[RequestRecord]) -> dict:
     """Prompt/output token totals of the ok scored requests."""
-    ok = [r for r in scored if r.ok]
-    prompt = sum(int(r.prompt_tokens or 0) for r in ok)
-    missing = sum(1 for r in ok if r.prompt_tokens is None)
-    output = sum(int(r.output_tokens or 0) for r in ok)
-    return {"ok_requests": len(ok), "input_tokens": prompt, "output_tokens": output,
-            "total_tokens": prompt + output, "requests_without_prompt_tokens": missing}
+    t = from_records(scored)
+    return _tokens(t, np.ones(t.n, dtype=bool))
 
 
 def meets_slos(rec: RequestRecord, rows: list[dict]) -> bool:
@@ -160,74 +206,101 @@ def meets_slos(rec: RequestRecord, rows: list[dict]) -> bool:
     return True
 
 
-def goodput(scored: list[RequestRecord], policy_rows: list[dict], duration_s: float) -> dict:
-    """Requests/s meeting every per-request SLO (rows on ttft_s/tpot_s/e2e_s) and attainment %."""
+def table_goodput(t: RecordTable, scored: np.ndarray, policy_rows: list[dict], duration_s: float) -> dict:
+    """goodput() over the scored records of a table (vectorised meets_slos)."""
     rows = [r for r in policy_rows if r.get("metric") in PER_REQUEST_METRICS]
-    good = sum(1 for r in scored if meets_slos(r, rows))
+    good_mask = scored & t.ok
+    for row in rows:
+        v = _values(t, row["metric"])
+        good_mask &= np.isnan(v) | (v < float(row["target"]))
+    good, n = int(good_mask.sum()), int(scored.sum())
     note = None if rows else "the policy has no per-request rows (ttft_s/tpot_s/e2e_s): every ok request counts as good"
-    att = safe_div(100.0 * good, len(scored))
     return {
-        "good_requests": good, "scored_requests": len(scored),
-        "goodput_rps": safe_div(good, duration_s), "slo_attainment_pct": att,
+        "good_requests": good, "scored_requests": n,
+        "goodput_rps": safe_div(good, duration_s), "slo_attainment_pct": safe_div(100.0 * good, n),
         "slos": [{"metric": r["metric"], "target": r["target"], "rule": "value < target"} for r in rows],
         "errors_count_as_misses": True, "note": note,
     }
 
 
-def rates(scored: list[RequestRecord], duration_s: float) -> dict:
-    """Per-second rates over the window: ok requests, input/output/total tokens, error rate %."""
-    tok = token_counts(scored)
-    errors = sum(1 for r in scored if not r.ok)
+def goodput(scored: list[RequestRecord], policy_rows: list[dict], duration_s: float) -> dict:
+    """Requests/s meeting every per-request SLO (rows on ttft_s/tpot_s/e2e_s) and attainment %."""
+    t = from_records(scored)
+    return table_goodput(t, np.ones(t.n, dtype=bool), policy_rows, duration_s)
+
+
+def table_rates(t: RecordTable, scored: np.ndarray, duration_s: float) -> dict:
+    """rates() over the scored records of a table."""
+    tok = _tokens(t, scored)
+    n = int(scored.sum())
+    errors = n - tok["ok_requests"]
     return {
         "duration_s": duration_s,
         "request_rate_rps": safe_div(tok["ok_requests"], duration_s),
-        "attempted_rate_rps": safe_div(len(scored), duration_s),
+        "attempted_rate_rps": safe_div(n, duration_s),
         "input_token_rate_tps": safe_div(tok["input_tokens"], duration_s),
         "output_token_rate_tps": safe_div(tok["output_tokens"], duration_s),
         "total_token_rate_tps": safe_div(tok["total_tokens"], duration_s),
-        "error_rate_pct": safe_div(100.0 * errors, len(scored)),
+        "error_rate_pct": safe_div(100.0 * errors, n),
         "tokens": tok,
+    }
+
+
+def rates(scored: list[RequestRecord], duration_s: float) -> dict:
+    """Per-second rates over the window: ok requests, input/output/total tokens, error rate %."""
+    t = from_records(scored)
+    return table_rates(t, np.ones(t.n, dtype=bool), duration_s)
+
+
+def table_error_summary(t: RecordTable, scored: np.ndarray, max_examples: int = 5) -> dict:
+    """error_summary() of a table: errors in the scored mask, by type and status, plus the whole run."""
+    seen: set[tuple] = set()
+    examples = []
+    in_scored = scored[t.err_index]
+    bad = [i for i, k in enumerate(in_scored) if k]
+    for i in bad:
+        etype, msg = t.err_type[i], t.err_msg[i]
+        key = (etype, (msg or "")[:200])
+        if key in seen or len(examples) >= max_examples:
+            continue
+        seen.add(key)
+        examples.append({"request_id": t.err_id[i], "status": int(t.status[t.err_index[i]]), "error_type": etype,
+                         "error": (msg or "")[:500]})
+    statuses = t.status[t.err_index[in_scored]].tolist()
+    return {
+        "scored_errors": len(bad),
+        "error_rate_pct": safe_div(100.0 * len(bad), int(scored.sum())),
+        "by_type": dict(Counter(t.err_type[i] or "unknown" for i in bad).most_common()),
+        "by_status": {str(k): v for k, v in Counter(statuses).most_common()},
+        "all_run_by_type": dict(Counter(e or "unknown" for e in t.err_type).most_common()),
+        "examples": examples,
     }
 
 
 def error_summary(scored: list[RequestRecord], all_records: list[RequestRecord], max_examples: int = 5) -> dict:
     """Errors in the window by error_type (and over the whole run), with a few example messages."""
-    bad = [r for r in scored if not r.ok]
-    seen: set[tuple] = set()
-    examples = []
-    for r in bad:
-        key = (r.error_type, (r.error or "")[:200])
-        if key in seen or len(examples) >= max_examples:
-            continue
-        seen.add(key)
-        examples.append({"request_id": r.request_id, "status": r.status, "error_type": r.error_type,
-                         "error": (r.error or "")[:500]})
-    return {
-        "scored_errors": len(bad),
-        "error_rate_pct": safe_div(100.0 * len(bad), len(scored)),
-        "by_type": dict(Counter(r.error_type or "unknown" for r in bad).most_common()),
-        "by_status": {str(k): v for k, v in Counter(r.status for r in bad).most_common()},
-        "all_run_by_type": dict(Counter(r.error_type or "unknown" for r in all_records if not r.ok).most_common()),
-        "examples": examples,
-    }
+    out = table_error_summary(from_records(scored), np.ones(len(scored), dtype=bool), max_examples)
+    out["all_run_by_type"] = dict(Counter(r.error_type or "unknown" for r in all_records if not r.ok).most_common())
+    return out
+
+
+def table_concurrency(t: RecordTable, window: Window) -> dict:
+    """concurrency() of every record of a table. Each request is in flight over [a, b] = [sent, end]
+    clipped to the window: the mean is sum(b - a) / window (the integral of the level), the max is
+    the level just after the busiest start, with ends at the same instant counted first."""
+    if window.start_s is None or window.duration_s <= 0:
+        return {"mean": None, "max": None}
+    a = np.maximum(t.sent_s, window.start_s)
+    b = np.minimum(np.maximum(t.end_s, t.sent_s), window.end_s)
+    take = (b > a) | ((a == b) & (a >= window.start_s) & (a <= window.end_s))
+    a, b = a[take], b[take]
+    area = float(np.sum(b - a))
+    a.sort()
+    b.sort()
+    peak = int((np.arange(1, a.size + 1) - np.searchsorted(b, a, side="right")).max()) if a.size else 0
+    return {"mean": area / window.duration_s, "max": max(0, peak)}
 
 
 def concurrency(records: Iterable[RequestRecord], window: Window) -> dict:
     """In-flight requests over the window (every record, scored or not): time-weighted mean and max."""
-    if window.start_s is None or window.duration_s <= 0:
-        return {"mean": None, "max": None}
-    events: list[tuple[float, int]] = []
-    for r in records:
-        a, b = max(r.sent_s, window.start_s), min(max(r.end_s, r.sent_s), window.end_s)
-        if b > a or (a == b and window.contains(a)):
-            events.append((a, 1))
-            events.append((b, -1))
-    events.sort(key=lambda e: (e[0], e[1]))  # -1 before +1 at equal times
-    level, peak, area, last_t = 0, 0, 0.0, window.start_s
-    for t, d in events:
-        area += level * (t - last_t)
-        last_t = t
-        level += d
-        peak = max(peak, level)
-    area += level * (window.end_s - last_t)
-    return {"mean": area / window.duration_s, "max": peak}
+    return table_concurrency(from_records(records), window)

@@ -43,3 +43,22 @@ def test_load_run_reads_a_folder(tmp_path):
     (tmp_path / "requests.jsonl").write_text(RequestRecord("a", "x", 0, 1, 200, True).to_json() + "\n")
     run = load_run(tmp_path)
     assert run.scenario["name"] == "x" and len(run.records) == 1 and run.gpu_samples == []
+
+
+def test_from_dict_ignores_unknown_keys_and_keeps_defaults():
+    r = RequestRecord.from_dict({"request_id": "a", "api": "x", "sent_s": 0, "end_s": 1, "status": 200, "ok": True,
+                                 "new_field_from_a_later_schema": 3})
+    assert r.request_id == "a" and r.itl_s == [] and r.output_tokens_source == "chunks"
+
+
+def test_lazy_records_read_the_file_on_first_use(tmp_path):
+    from harness.records import LazyRecords, load_run_parts
+    (tmp_path / "scenario.yaml").write_text("name: x\n")
+    path = tmp_path / "requests.jsonl"
+    path.write_text(RequestRecord("a", "x", 0, 1, 200, True).to_json() + "\n")
+    run = load_run_parts(tmp_path)
+    assert run.records == [] and run.table is None and run.scenario == {"name": "x"}
+    lazy = LazyRecords(path)
+    path.write_text(path.read_text() + RequestRecord("b", "x", 0, 1, 200, True).to_json() + "\n")  # before first use
+    assert [r.request_id for r in lazy] == ["a", "b"] and len(lazy) == 2 and lazy[1].request_id == "b"
+    assert len(LazyRecords(tmp_path / "missing.jsonl")) == 0
