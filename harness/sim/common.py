@@ -161,3 +161,33 @@ def sim_stats(ctx: ServerContext, reset: bool = False) -> dict:
 
 def stats_reset(request: web.Request) -> bool:
     return request.query.get("reset", "") not in ("", "0", "false")
+
+
+class ApiBase:
+    """Routes both flavors serve the same way: health, /metrics, and the sim's own /sim/* routes."""
+
+    def __init__(self, ctx: ServerContext):
+        self.ctx = ctx
+
+    def common_routes(self, app: web.Application, health_paths: tuple[str, ...]) -> None:
+        for path in health_paths:
+            app.router.add_get(path, self.health)
+        app.router.add_get("/metrics", self.metrics)
+        app.router.add_get("/sim/gpu", self.sim_gpu)
+        app.router.add_get("/sim/stats", self.sim_stats)
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.Response(status=200)  # both servers: 200 with an empty body when healthy
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        body, ctype = self.ctx.metrics.render()
+        resp = web.Response(body=body)
+        resp.headers["Content-Type"] = ctype
+        return resp
+
+    async def sim_gpu(self, request: web.Request) -> web.Response:
+        return web.json_response(self.ctx.gpu_snapshot(), dumps=dumps)
+
+    async def sim_stats(self, request: web.Request) -> web.Response:
+        return web.json_response(sim_stats(self.ctx, stats_reset(request)), dumps=dumps)
+

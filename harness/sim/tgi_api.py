@@ -14,7 +14,7 @@ import time
 
 from aiohttp import web
 
-from .common import ServerContext, Tracker, abort_connection, dumps, sim_stats, stats_reset
+from .common import ApiBase, ServerContext, Tracker, abort_connection, dumps
 from .textgen import TextGen, choose_output_tokens, count_words, prompt_tokens_chat, prompt_tokens_text
 
 TGI_VERSION = "3.3.6-dev0"
@@ -31,26 +31,19 @@ def _validation(msg: str) -> TgiError:
     return TgiError(422, f"Input validation error: {msg}", "validation")
 
 
-class TgiApi:
+class TgiApi(ApiBase):
     def __init__(self, ctx: ServerContext):
-        self.ctx = ctx
+        super().__init__(ctx)
         self.fingerprint = f"{TGI_VERSION}-native"
 
     def routes(self, app: web.Application) -> None:
-        for path in ("/health", "/", "/ping"):
-            app.router.add_get(path, self.health)
+        self.common_routes(app, ("/health", "/", "/ping"))
         app.router.add_get("/info", self.info)
         app.router.add_get("/v1/models", self.models)
-        app.router.add_get("/metrics", self.metrics)
-        app.router.add_get("/sim/gpu", self.sim_gpu)
-        app.router.add_get("/sim/stats", self.sim_stats)
         app.router.add_post("/generate", self.generate)
         app.router.add_post("/generate_stream", self.generate_stream)
         app.router.add_post("/v1/chat/completions", self.chat)
         app.router.add_post("/v1/completions", self.completions)
-
-    async def health(self, request: web.Request) -> web.Response:
-        return web.Response(status=200)
 
     async def info(self, request: web.Request) -> web.Response:
         c = self.ctx
@@ -65,18 +58,6 @@ class TgiApi:
         m = self.ctx.served_model_name
         return web.json_response({"object": "list", "data": [{"id": m, "object": "model", "created": 0,
                                                                "owned_by": m}]}, dumps=dumps)
-
-    async def metrics(self, request: web.Request) -> web.Response:
-        body, ctype = self.ctx.metrics.render()
-        resp = web.Response(body=body)
-        resp.headers["Content-Type"] = ctype
-        return resp
-
-    async def sim_gpu(self, request: web.Request) -> web.Response:
-        return web.json_response(self.ctx.gpu_snapshot(), dumps=dumps)
-
-    async def sim_stats(self, request: web.Request) -> web.Response:
-        return web.json_response(sim_stats(self.ctx, stats_reset(request)), dumps=dumps)
 
     # ---- request parsing ----
     async def _parse(self, request: web.Request, required: str):

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .common import ServerContext, Tracker, abort_connection, dumps, json_body, sim_stats, stats_reset
+from .common import ApiBase, ServerContext, Tracker, abort_connection, dumps, json_body
 from .textgen import WORD_JSON, WORDS, TextGen, choose_output_tokens, prompt_tokens_chat, prompt_tokens_text
 from .wire import TokenWriter, open_wire
 
@@ -92,23 +92,14 @@ def _check_common(ctx: ServerContext, body: dict, prompt_tokens: int, default_ma
     return max_tokens, min_tokens, stream
 
 
-class VllmApi:
-    def __init__(self, ctx: ServerContext):
-        self.ctx = ctx
+class VllmApi(ApiBase):
 
     def routes(self, app: web.Application) -> None:
-        app.router.add_get("/health", self.health)
-        app.router.add_get("/ping", self.health)
+        self.common_routes(app, ("/health", "/ping"))
         app.router.add_get("/version", self.version)
         app.router.add_get("/v1/models", self.models)
-        app.router.add_get("/metrics", self.metrics)
-        app.router.add_get("/sim/gpu", self.sim_gpu)
-        app.router.add_get("/sim/stats", self.sim_stats)
         app.router.add_post("/v1/completions", self.completions)
         app.router.add_post("/v1/chat/completions", self.chat)
-
-    async def health(self, request: web.Request) -> web.Response:
-        return web.Response(status=200)
 
     async def version(self, request: web.Request) -> web.Response:
         return web.json_response({"version": VLLM_VERSION}, dumps=dumps)
@@ -123,18 +114,6 @@ class VllmApi:
                                 "allow_fine_tuning": False, "organization": "*", "group": None,
                                 "is_blocking": False}]}
         return web.json_response({"object": "list", "data": [card]}, dumps=dumps)
-
-    async def metrics(self, request: web.Request) -> web.Response:
-        body, ctype = self.ctx.metrics.render()
-        resp = web.Response(body=body)
-        resp.headers["Content-Type"] = ctype
-        return resp
-
-    async def sim_gpu(self, request: web.Request) -> web.Response:
-        return web.json_response(self.ctx.gpu_snapshot(), dumps=dumps)
-
-    async def sim_stats(self, request: web.Request) -> web.Response:
-        return web.json_response(sim_stats(self.ctx, stats_reset(request)), dumps=dumps)
 
     # ---- generation ----
     async def completions(self, request: web.Request) -> web.StreamResponse:
