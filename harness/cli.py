@@ -1,7 +1,8 @@
 """Command line: parse → run → exit code. Nothing else lives here.
 
 Exit codes: 0 ran (and with --gate no SLA row at FAIL); 1 --gate and a hard row FAILed;
-2 usage, scenario or harness error (one line on stderr); 130 interrupted (reports still written).
+2 usage, scenario or harness error, or a backend that died mid-run (one line on stderr; partial
+results are still scored and reported); 130 interrupted (reports still written).
 """
 
 from __future__ import annotations
@@ -102,10 +103,14 @@ def cmd_run(args) -> int:
         print(f"note: {note}")
     print(f"run folder: {outcome.run_dir}")
     print(f"report: {outcome.reports.get('report.html', outcome.run_dir / 'report.html')}")
-    if outcome.load_reason != "completed":
-        print(f"warning: load ended early ({outcome.load_reason}); partial results were scored", file=sys.stderr)
     if outcome.interrupted:
         return EXIT_INTERRUPTED
+    if outcome.load_reason != "completed":
+        # The backend died or Locust failed: the partial results are saved and scored, but the
+        # run did not do what was asked, so no verdict is given in the exit code.
+        print(f"slabench: error: load ended early ({outcome.load_reason}); partial results were saved and scored",
+              file=sys.stderr)
+        return EXIT_ERROR
     return _gate_code(outcome.summary, args.gate)
 
 

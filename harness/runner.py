@@ -147,9 +147,9 @@ def execute(scenario_path: Path, out: Path | None = None, sla: str | None = None
             meta["backend"] = backend.describe()
             _write_json(meta_path, meta)
             echo(f"backend ready: {backend.url} serving {backend.model}")
+            exporter = _start_exporter(prometheus_port, run_dir, echo)
             telemetry = TelemetrySession(meta["backend"], backend.url, echo=echo)
             telemetry.start()
-            exporter = _start_exporter(prometheus_port, run_dir, echo)
             try:
                 tick = (lambda: (exporter.poll(), exporter.update_from_telemetry(telemetry))) if exporter else None
                 load = run_load(scn, backend.url, backend.model, run_dir,

@@ -199,3 +199,19 @@ def test_prometheus_port_serves_live_metrics_during_the_run(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0
+
+
+def test_backend_crash_mid_run_still_reports(tmp_path):
+    scn = write_scenario(tmp_path, seed=858585, duration_s=20,
+                         extra_backend="  extra_args: ['--fault-crash-after-s', '3']")
+    out = tmp_path / "r"
+    t0 = time.monotonic()
+    res = slabench("run", str(scn), "--out", str(out), timeout=90)
+    assert time.monotonic() - t0 < 20 + 15  # stopped soon after the crash, not at the planned end
+    assert res.returncode == 2, res.stderr[-1500:]
+    assert "backend crashed" in res.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["counts"]["ok"] > 0  # what ran before the crash is kept and scored
+    assert (out / "report.html").exists()
+    assert "backend crashed" in json.loads((out / "meta.json").read_text())["load_outcome"]
+    assert not sim_processes("858585")
