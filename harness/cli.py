@@ -23,7 +23,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("scenario", type=Path, help="scenario YAML file (see scenarios/)")
     run.add_argument("--out", type=Path, help="run folder to write (default reports/<scenario>-<UTC time>/)")
     run.add_argument("--sla", help="SLA policy file or name in scenarios/sla/ (replaces the scenario's)")
-    run.add_argument("--gate", action="store_true", help="exit 1 when any hard SLA row is FAIL")
+    run.add_argument("--gate", action="store_true",
+                     help="exit 1 when any hard SLA row is FAIL (or, with --baseline, a metric regressed)")
+    run.add_argument("--baseline", metavar="RUN_DIR_OR_SUMMARY", help="add a regression section against this run")
+    run.add_argument("--tolerance-pct", type=float, default=10.0,
+                     help="change allowed before a metric counts as regressed (default 10)")
     run.add_argument("--target", help="use this running OpenAI/TGI-compatible server instead of launching one")
     run.add_argument("--processes", type=int, metavar="N", help="Locust worker processes on this machine")
     run.add_argument("--expect-workers", type=int, metavar="N",
@@ -74,7 +78,10 @@ def _parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="re-render every report of a saved run folder")
     rep.add_argument("run_dir", type=Path)
-    rep.add_argument("--gate", action="store_true", help="exit 1 when any hard SLA row is FAIL")
+    rep.add_argument("--gate", action="store_true",
+                     help="exit 1 when any hard SLA row is FAIL (or, with a baseline, a metric regressed)")
+    rep.add_argument("--baseline", metavar="RUN_DIR_OR_SUMMARY", help="add (or replace) the regression section")
+    rep.add_argument("--tolerance-pct", type=float, default=10.0)
 
     sim = sub.add_parser("sim", help="the simulated vLLM/TGI server (`slabench sim serve --help`)", add_help=False)
     sim.add_argument("sim_args", nargs=argparse.REMAINDER)
@@ -83,7 +90,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _gate_code(summary: dict, gate: bool) -> int:
     overall = (summary.get("sla") or {}).get("overall")
-    return EXIT_GATE_FAIL if gate and overall == "FAIL" else EXIT_OK
+    regressed = (summary.get("regression") or {}).get("verdict") == "REGRESSED"
+    return EXIT_GATE_FAIL if gate and (overall == "FAIL" or regressed) else EXIT_OK
 
 
 def _sigterm_as_interrupt(*_a) -> None:
@@ -97,7 +105,8 @@ def cmd_run(args) -> int:
     outcome = execute(args.scenario, out=args.out, sla=args.sla, target=args.target,
                       echo=lambda s: print(s, flush=True), processes=args.processes,
                       expect_workers=args.expect_workers, master_bind_port=args.master_bind_port,
-                      master_bind_host=args.master_bind_host, prometheus_port=args.prometheus_port)
+                      master_bind_host=args.master_bind_host, prometheus_port=args.prometheus_port,
+                      baseline=args.baseline, tolerance_pct=args.tolerance_pct)
     print(sla_table_text(outcome.summary))
     for note in outcome.summary.get("notes") or []:
         print(f"note: {note}")
@@ -164,8 +173,10 @@ def cmd_compare(args) -> int:
 def cmd_report(args) -> int:
     import json
 
-    from harness.report import sla_table_text, write_reports
+    from harness.report import attach_baseline, sla_table_text, write_reports
 
+    if args.baseline:
+        attach_baseline(args.run_dir, args.baseline, args.tolerance_pct)
     paths = write_reports(args.run_dir)
     summary = json.loads(Path(paths["summary.json"]).read_text(encoding="utf-8"))
     print(sla_table_text(summary))

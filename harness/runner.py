@@ -122,8 +122,13 @@ def _write_json(path: Path, obj: dict) -> None:
 def execute(scenario_path: Path, out: Path | None = None, sla: str | None = None, target: str | None = None,
             echo: Callable[[str], None] = print, processes: int | None = None,
             expect_workers: int | None = None, master_bind_port: int = 5557,
-            master_bind_host: str = "*", prometheus_port: int | None = None) -> RunOutcome:
+            master_bind_host: str = "*", prometheus_port: int | None = None,
+            baseline: str | None = None, tolerance_pct: float = 10.0) -> RunOutcome:
     scn = prepare(Path(scenario_path), sla, target, processes)
+    if baseline:
+        from harness.scoring.regression import load_baseline
+
+        load_baseline(baseline)  # a bad --baseline fails now, in one line, not after the run
     dist = Distribution(processes=scn.load.processes, expect_workers=expect_workers,
                         master_bind_port=master_bind_port, master_bind_host=master_bind_host)
     run_dir = Path(out) if out else default_run_dir(scn.name)
@@ -182,8 +187,10 @@ def execute(scenario_path: Path, out: Path | None = None, sla: str | None = None
     meta["finished_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     _write_json(meta_path, meta)
 
-    from harness.report import write_reports
+    from harness.report import attach_baseline, write_reports
 
+    if baseline:
+        attach_baseline(run_dir, baseline, tolerance_pct)
     reports = write_reports(run_dir)
     summary = json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
     return RunOutcome(run_dir, summary, reports, meta["interrupted"], outcome_reason)

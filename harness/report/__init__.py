@@ -12,6 +12,7 @@ from pathlib import Path
 # load_run stays importable from here (scripts/bench_scoring.py wraps harness.report.load_run).
 from harness.records import REQUESTS_FILE, SUMMARY_FILE, LazyRecords, load_run, load_run_parts  # noqa: F401
 from harness.report.text import sla_table_text
+from harness.scoring.regression import BASELINE_FILE, DEFAULT_TOLERANCE_PCT, compare_to_baseline, load_baseline
 
 # The files write_reports writes; its result is keyed by these file names.
 HTML_FILE, JUNIT_FILE, MARKDOWN_FILE, CSV_FILE = "report.html", "junit.xml", "summary.md", "requests.csv"
@@ -26,6 +27,17 @@ def _write_text(path: Path, text: str) -> Path:
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def attach_baseline(run_dir: Path | str, baseline: Path | str, tolerance_pct: float = DEFAULT_TOLERANCE_PCT) -> None:
+    """Copy a baseline summary into the run folder (and its tolerance into meta.json) for write_reports."""
+    d = Path(run_dir)
+    base = load_baseline(baseline)
+    _write_text(d / BASELINE_FILE, json.dumps(base, indent=1) + "\n")
+    meta_path = d / "meta.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
+    meta["baseline"] = {"source": str(baseline), "tolerance_pct": tolerance_pct}
+    _write_text(meta_path, json.dumps(meta, indent=1) + "\n")
 
 
 def write_reports(run_dir: Path | str) -> dict[str, Path]:
@@ -57,6 +69,11 @@ def write_reports(run_dir: Path | str) -> dict[str, Path]:
     if not known:
         write_requests_csv_from_jsonl(jsonl, d / CSV_FILE, scoring_window(meta, scenario, run.table))
     summary = summarize(run)
+    base_path = d / BASELINE_FILE
+    if base_path.is_file():  # `--baseline` copied it here, so a re-render keeps the section
+        base = json.loads(base_path.read_text(encoding="utf-8"))
+        tol = (meta.get("baseline") or {}).get("tolerance_pct", DEFAULT_TOLERANCE_PCT)
+        summary["regression"] = compare_to_baseline(summary, base, tol)
     out = {SUMMARY_FILE: _write_text(d / SUMMARY_FILE, json.dumps(summary, indent=2, allow_nan=False) + "\n")}
     out[JUNIT_FILE] = _write_text(d / JUNIT_FILE, junit_xml(summary))
     out[MARKDOWN_FILE] = _write_text(d / MARKDOWN_FILE, summary_markdown(summary))

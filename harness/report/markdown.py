@@ -50,4 +50,11 @@ def summary_markdown(summary: dict) -> str:
                      f"{_cell(cost.get('price_source'))}).")
     else:
         lines.append(f"Cost: not computed ({_cell(cost.get('reason') or 'no price')}).")
+    reg = summary.get("regression")
+    if reg:
+        lines += ["", f"**vs baseline** (tolerance {reg['tolerance_pct']:g} %): **{reg['verdict']}**", "",
+                  "| metric | baseline | this run | change | |", "|---|---|---|---|---|"]
+        for r in reg["rows"]:
+            change = "—" if r["change_pct"] is None else f"{r['change_pct']:+.1f} %"
+            lines.append(f"| {r['metric']} | {fmt.num(r['baseline'])} | {fmt.num(r['current'])} | {change} | {r['verdict']} |")
     return "\n".join(lines) + "\n"

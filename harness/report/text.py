@@ -33,4 +33,17 @@ def sla_table_text(summary: dict) -> str:
         out.append(f"  {n}")
     if not rows:
         out.insert(2, "(no SLA rows)")
+    out += regression_lines(summary.get("regression"))
     return "\n".join(out)
+
+
+def regression_lines(reg: dict | None) -> list[str]:
+    """The baseline comparison in a few lines (empty without --baseline)."""
+    if not reg:
+        return []
+    out = ["", f"vs baseline (tolerance {reg['tolerance_pct']:g} %): {reg['verdict']}"]
+    for r in reg["rows"]:
+        if r["verdict"] in ("regressed", "improved"):
+            change = "new" if r["change_pct"] is None else f"{r['change_pct']:+.1f} %"
+            out.append(f"  {r['verdict']}: {r['metric']} {change} ({fmt.num(r['baseline'])} -> {fmt.num(r['current'])})")
+    return out
