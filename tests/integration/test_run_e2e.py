@@ -215,3 +215,25 @@ def test_backend_crash_mid_run_still_reports(tmp_path):
     assert (out / "report.html").exists()
     assert "backend crashed" in json.loads((out / "meta.json").read_text())["load_outcome"]
     assert not sim_processes("858585")
+
+
+def test_vllm_backend_crashing_mid_run_still_reports(tmp_path):
+    """The real-vLLM launch path with the fake `vllm` executable: it becomes ready, then dies."""
+    import os
+
+    fake = ROOT / "tests" / "fakes" / "vllm"
+    scn = tmp_path / "s.yaml"
+    scn.write_text(f"""
+name: vllm-crash
+backend: {{type: vllm, model: fake/model, executable: "{fake}", gpu: h100-sxm, startup_timeout_s: 30}}
+load: {{users: 2, duration_s: 20}}
+workload: {{prompt_tokens: 4, output_tokens: 4}}
+""")
+    env = {**os.environ, "FAKE_MODE": "crash_after_ready"}
+    res = slabench("run", str(scn), "--out", str(tmp_path / "r"), timeout=90, env=env)
+    assert res.returncode == 2, res.stderr[-1500:]
+    assert "backend crashed" in res.stderr
+    meta = json.loads((tmp_path / "r" / "meta.json").read_text())
+    assert meta["backend"]["type"] == "vllm" and meta["backend"]["command"][1] == "serve"
+    assert (tmp_path / "r" / "report.html").exists() and (tmp_path / "r" / "summary.json").exists()
+    assert not processes_matching(str(fake))
