@@ -24,10 +24,9 @@ from locust.exception import StopUser
 from harness.config import LoadConfig, WorkloadConfig
 from harness.load.arrivals import arrival_times, rate_profile
 from harness.load.openloop import OpenLoopDispatcher
-from harness.load.rawread import read_some
+from harness.load.rawread import consume
 from harness.load.shape import users_at
-from harness.load.sse import SSEParser
-from harness.load.streams import ACCUMULATORS, error_message
+from harness.load.streams import ACCUMULATORS
 from harness.load.workload import PromptSource, load_dataset, request_body
 from harness.records import RecordWriter
 
@@ -347,7 +346,7 @@ class _LLMUser(FastHttpUser):
             with gevent.Timeout(st.load.timeout_s, TimeoutError(f"no complete response in {st.load.timeout_s:g} s")):
                 with self.client.request("POST", path, data=payload, headers=self.headers, stream=True,
                                          catch_response=True, name=path) as resp:
-                    rec = self._consume(resp, acc)
+                    rec = consume(resp, acc)
                     resp.request_meta["response_time"] = (rec.end_s - rec.sent_s) * 1000
                     if rec.ok:
                         resp.success()
@@ -361,33 +360,6 @@ class _LLMUser(FastHttpUser):
         except Exception as exc:  # anything else is still one failed request, never a lost one
             rec = acc.finish(time.perf_counter(), acc.rec.status, ("stream_error", f"{type(exc).__name__}: {exc}"))
         return rec, "".join(acc.text)
-
-    def _consume(self, resp, acc):
-        """Read one response to its end; every failure becomes data on the record."""
-        status = resp.status_code or 0
-        acc.rec.status = status
-        if status == 0:
-            err = getattr(resp, "error", None)
-            kind = "timeout" if isinstance(err, (socket.timeout, TimeoutError)) else "connect"
-            return acc.finish(time.perf_counter(), 0, (kind, f"{type(err).__name__}: {err}"))
-        if status != 200:
-            try:
-                text = resp.content or b""
-            except Exception as exc:  # body unreadable: the status still says what happened
-                text = str(exc).encode()
-            rec = acc.finish(time.perf_counter(), status)
-            rec.error = f"HTTP {status}: {error_message(text)}"
-            return rec
-        raw = resp._response
-        parser = SSEParser()
-        while True:
-            block = read_some(raw)
-            t_s = time.perf_counter()  # taken when the bytes arrived, before any parsing
-            if not block:
-                acc.feed(parser.close(), t_s)
-                break
-            acc.feed(parser.feed(block), t_s)
-        return acc.finish(time.perf_counter(), status)
 
 
 class SlabenchShape(LoadTestShape):

@@ -1,10 +1,17 @@
-"""Raw body reads for geventhttpclient responses: return bytes as soon as they arrive.
+"""Reading one streamed response from FastHttpUser's client: bytes as soon as they arrive,
+stamped on arrival, split into SSE events and turned into a RequestRecord.
 
-Used by the Locust bridge on its hot path; it imports nothing from gevent or locust itself
-(the response object it reads belongs to FastHttpUser's client).
+The Locust bridge's hot path; it imports nothing from gevent or locust itself (the response
+object it reads belongs to geventhttpclient).
 """
 
 from __future__ import annotations
+
+import socket
+import time
+
+from harness.load.sse import SSEParser
+from harness.load.streams import error_message
 
 READ_BLOCK_BYTES = 65536
 
@@ -29,3 +36,31 @@ def read_some(raw) -> bytes:
     out = bytes(buf)
     del buf[:]
     return out
+
+
+def consume(resp, acc):
+    """Read one response to its end; every failure becomes data on the record."""
+    status = resp.status_code or 0
+    acc.rec.status = status
+    if status == 0:
+        err = getattr(resp, "error", None)
+        kind = "timeout" if isinstance(err, (socket.timeout, TimeoutError)) else "connect"
+        return acc.finish(time.perf_counter(), 0, (kind, f"{type(err).__name__}: {err}"))
+    if status != 200:
+        try:
+            text = resp.content or b""
+        except Exception as exc:  # body unreadable: the status still says what happened
+            text = str(exc).encode()
+        rec = acc.finish(time.perf_counter(), status)
+        rec.error = f"HTTP {status}: {error_message(text)}"
+        return rec
+    raw = resp._response
+    parser = SSEParser()
+    while True:
+        block = read_some(raw)
+        t_s = time.perf_counter()  # taken when the bytes arrived, before any parsing
+        if not block:
+            acc.feed(parser.close(), t_s)
+            break
+        acc.feed(parser.feed(block), t_s)
+    return acc.finish(time.perf_counter(), status)
