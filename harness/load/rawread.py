@@ -56,11 +56,21 @@ def consume(resp, acc):
         return rec
     raw = resp._response
     parser = SSEParser()
-    while True:
-        block = read_some(raw)
-        t_s = time.perf_counter()  # taken when the bytes arrived, before any parsing
-        if not block:
-            acc.feed(parser.close(), t_s)
-            break
-        acc.feed(parser.feed(block), t_s)
+    # While streaming, the socket needs no per-recv timeout: the caller's gevent.Timeout bounds the
+    # whole request, and gevent would otherwise build a Timeout object for every chunk's recv.
+    sock = getattr(raw, "_sock", None)
+    old_timeout = sock.gettimeout() if sock is not None else None
+    if sock is not None:
+        sock.settimeout(None)
+    try:
+        while True:
+            block = read_some(raw)
+            t_s = time.perf_counter()  # taken when the bytes arrived, before any parsing
+            if not block:
+                acc.feed(parser.close(), t_s)
+                break
+            acc.feed(parser.feed(block), t_s)
+    finally:
+        if sock is not None:  # the socket may already be back in the pool: restore before any switch
+            sock.settimeout(old_timeout)
     return acc.finish(time.perf_counter(), status)

@@ -8,6 +8,7 @@ TTFT is the first chunk that carries generated text; ITL is every gap between su
 from __future__ import annotations
 
 import json
+import re
 
 from harness.records import RequestRecord
 from harness.load.sse import DONE
@@ -161,10 +162,12 @@ class StreamAccumulator:
         return rec
 
 
+_SPECIAL = re.compile(rb'"error"|"usage": ?\{|"finish_reason": ?"|"index".*"index"', re.S)
+
+
 def _plain_middle(p: bytes) -> bool:
-    """A JSON object with no error, no usage object and no finish reason (null or absent)."""
-    return (p[:1] == b"{" and p[-1:] == b"}" and b'"error"' not in p and b'"usage":{' not in p
-            and b'"usage": {' not in p and b'"finish_reason":"' not in p and b'"finish_reason": "' not in p)
+    """One JSON object, one choice, no error, no usage object, no finish reason (null or absent)."""
+    return p[:1] == b"{" and p[-1:] == b"}" and _SPECIAL.search(p) is None
 
 
 def _has_text(p: bytes, key: bytes) -> bool | None:
@@ -185,7 +188,7 @@ class OpenAIChatStream(StreamAccumulator):
     keep_text = False  # multi-turn sessions need the reply to build the next turn's history
 
     def _fast(self, p: bytes, t_s: float) -> bool:
-        if self.keep_text or not _plain_middle(p) or p.count(b'"index"') > 1:
+        if self.keep_text or not _plain_middle(p):
             return False
         has = _has_text(p, b'"content":')
         if has is None:
@@ -210,7 +213,7 @@ class OpenAICompletionsStream(StreamAccumulator):
     api = "openai-completions"
 
     def _fast(self, p: bytes, t_s: float) -> bool:
-        if not _plain_middle(p) or p.count(b'"index"') > 1:
+        if not _plain_middle(p):
             return False
         has = _has_text(p, b'"text":')
         if has is None:
