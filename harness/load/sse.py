@@ -26,8 +26,7 @@ class SSEParser:
             # Rare (neither vLLM nor TGI send \r\n); normalise once per block rather than per line.
             self._crlf = True
             block = block.replace(b"\r\n", b"\n")
-        if not self._buf and block[-2:] == b"\n\n" and block.count(b"\n\n") == 1 and block[:5] == b"data:" \
-                and b"\n" not in block[:-2]:
+        if not self._buf and block[-2:] == b"\n\n" and block[:5] == b"data:" and b"\n" not in block[:-2]:
             # The usual case while streaming: exactly one single-line event per read.
             return [block[6:-2] if block[5:6] == b" " else block[5:-2]]
         buf = self._buf + block if self._buf else block

@@ -37,3 +37,12 @@ def test_close_delivers_unterminated_final_event():
     assert p.feed(b'data:{"generated_text":"x"}') == []
     assert p.close() == [b'{"generated_text":"x"}']
     assert p.close() == []
+
+
+def test_single_event_fast_path_matches_the_general_split():
+    blocks = [b'data: {"a":1}\n\n', b'data:{"b":2}\n\n', b"data: [DONE]\n\n", b": keep-alive\n\n",
+              b'event: x\ndata: y\n\n', b'data: {"c":3}\n\ndata: {"d":4}\n\n']
+    for block in blocks:
+        general = SSEParser()
+        general._buf = b"\n\n"  # forces the general path; the leading blank event yields nothing
+        assert SSEParser().feed(block) == general.feed(block), block
