@@ -140,21 +140,7 @@ class FastScheduler(Scheduler):
         self.free_blocks -= self._grow_cnt[s % BLOCK_SIZE_TOKENS]
         budget = cfg.max_batched_tokens - demand
         # FIFO admission, exactly as Scheduler.step() phase 2.
-        waiting = self.waiting
-        while (waiting and budget > 0 and len(self.running) < cfg.max_num_seqs
-               and waiting[0].arrival_s + cfg.frontend_overhead_s <= self.now_s):
-            req = waiting[0]
-            n = min(req.known_tokens - req.computed, budget)
-            reserve = req.prompt_tokens + req.output_tokens if cfg.reserve_full else req.computed + n
-            if not self._grow(req, reserve):
-                break
-            waiting.popleft()
-            req.state = "running"
-            self.running.append(req)
-            if req.admitted_s is None:
-                req.admitted_s = self.now_s
-            plan.append((req, n))
-            budget -= n
+        budget = self._admit(plan, budget)
         if not n_steady and not plan:
             if self.running or not self.waiting:
                 return None

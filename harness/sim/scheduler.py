@@ -129,6 +129,29 @@ class Scheduler:
         self.waiting.appendleft(victim)
 
     # ---- one engine step ----
+    def _admit(self, plan: list, budget: int) -> int:
+        """FIFO admission while budget, seats and KV blocks allow (the head blocks the queue).
+
+        Appends (request, tokens this step) to `plan`; returns the budget left. Shared by
+        step() and FastScheduler so both admit exactly alike.
+        """
+        cfg, waiting = self.cfg, self.waiting
+        while (waiting and budget > 0 and len(self.running) < cfg.max_num_seqs
+               and waiting[0].arrival_s + cfg.frontend_overhead_s <= self.now_s):
+            req = waiting[0]
+            n = min(req.known_tokens - req.computed, budget)
+            reserve = req.prompt_tokens + req.output_tokens if cfg.reserve_full else req.computed + n
+            if not self._grow(req, reserve):
+                break
+            waiting.popleft()
+            req.state = "running"
+            self.running.append(req)
+            if req.admitted_s is None:
+                req.admitted_s = self.now_s
+            plan.append((req, n))
+            budget -= n
+        return budget
+
     def step(self) -> StepResult | None:
         """Plan and run one step starting at now_s; None if nothing is schedulable yet."""
         ready = self.next_ready_s()
@@ -153,20 +176,7 @@ class Scheduler:
             budget -= n
             i += 1
         # 2) FIFO admission while budget, seats and blocks allow; the head blocks the queue.
-        while (self.waiting and budget > 0 and len(self.running) < self.cfg.max_num_seqs
-               and self.waiting[0].arrival_s + self.cfg.frontend_overhead_s <= self.now_s):
-            req = self.waiting[0]
-            n = min(req.known_tokens - req.computed, budget)
-            reserve = req.prompt_tokens + req.output_tokens if self.cfg.reserve_full else req.computed + n
-            if not self._grow(req, reserve):
-                break
-            self.waiting.popleft()
-            req.state = "running"
-            self.running.append(req)
-            if req.admitted_s is None:
-                req.admitted_s = self.now_s
-            plan.append((req, n))
-            budget -= n
+        budget = self._admit(plan, budget)
         if not plan:
             # Nothing fits (e.g. the head needs more blocks than exist); nothing will change.
             if self.running or not self.waiting:
