@@ -57,16 +57,23 @@ def _gauge(values: list, reason_if_empty: str, simulated: bool) -> dict:
     return d
 
 
+def _in_window(samples: list, window: Window, none_reason: str, what: str, unit: str,
+               no_reading_reason: str) -> tuple[list, bool, str]:
+    """Samples in the scored window, whether any is simulated, and why a gauge may be empty."""
+    inside = [s for s in samples if window.contains(s.t_s)]
+    if not samples:
+        reason = none_reason
+    elif not inside:
+        reason = f"{what} in the scored window ({len(samples)} {unit} outside it)"
+    else:
+        reason = no_reading_reason
+    return inside, any(s.simulated for s in samples), reason
+
+
 def gpu_gauges(samples: list[GpuSample], window: Window) -> dict:
     """gpu_utilization_pct (describe of the per-pass mean) plus GPU names and simulated flag."""
-    inside = [s for s in samples if window.contains(s.t_s)]
-    simulated = any(s.simulated for s in samples)
-    if not samples:
-        reason = NO_GPU_REASON
-    elif not inside:
-        reason = f"no GPU samples in the scored window ({len(samples)} samples outside it)"
-    else:
-        reason = "GPU samples carry no utilization reading"
+    inside, simulated, reason = _in_window(samples, window, NO_GPU_REASON, "no GPU samples", "samples",
+                                           "GPU samples carry no utilization reading")
     series = gpu_series(inside)
     util = _gauge(series["util_pct"], reason, simulated)
     return {
@@ -83,14 +90,8 @@ def gpu_gauges(samples: list[GpuSample], window: Window) -> dict:
 
 def server_gauges(samples: list[ServerSample], window: Window) -> dict:
     """queue_depth (describe over scrapes in the window), running and KV-cache usage."""
-    inside = [s for s in samples if window.contains(s.t_s)]
-    simulated = any(s.simulated for s in samples)
-    if not samples:
-        reason = NO_SERVER_REASON
-    elif not inside:
-        reason = f"no server metrics scraped in the scored window ({len(samples)} scrapes outside it)"
-    else:
-        reason = "server metrics carry no queue depth"
+    inside, simulated, reason = _in_window(samples, window, NO_SERVER_REASON, "no server metrics scraped",
+                                           "scrapes", "server metrics carry no queue depth")
     return {
         "queue_depth": _gauge([s.queue_depth for s in inside], reason, simulated),
         "running": describe([s.running for s in inside]),
