@@ -78,6 +78,10 @@ class BridgeState:
         self.load = LoadConfig.model_validate(cfg.get("load", {}))
         key_env = cfg.get("api_key_env")
         self.api_key = os.environ.get(key_env) if key_env else None
+        # The same for every request of the run; identity encoding keeps the stream's raw bytes parseable.
+        auth = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        self.headers = {"Content-Type": "application/json", "Accept": "text/event-stream",
+                        "Accept-Encoding": "identity", **auth}
         # Loaded once per process and shared by every user (their draws stay independent and seeded).
         self.dataset = load_dataset(self.workload.dataset) if self.workload.dataset else None
 
@@ -282,10 +286,6 @@ class _LLMUser(FastHttpUser):
         self.user_name = f"{socket.gethostname()}-{os.getpid()}-{st.next_stream}"
         st.next_stream += 1
         self.seq = 0
-        self.headers = {"Content-Type": "application/json", "Accept": "text/event-stream",
-                        "Accept-Encoding": "identity"}
-        if st.api_key:
-            self.headers["Authorization"] = f"Bearer {st.api_key}"
 
     @task
     def stream_one(self) -> None:
@@ -344,7 +344,7 @@ class _LLMUser(FastHttpUser):
         acc.keep_text = history is not None
         try:
             with gevent.Timeout(st.load.timeout_s, TimeoutError(f"no complete response in {st.load.timeout_s:g} s")):
-                with self.client.request("POST", path, data=payload, headers=self.headers, stream=True,
+                with self.client.request("POST", path, data=payload, headers=st.headers, stream=True,
                                          catch_response=True, name=path) as resp:
                     rec = consume(resp, acc)
                     resp.request_meta["response_time"] = (rec.end_s - rec.sent_s) * 1000

@@ -13,18 +13,16 @@ DONE = b"[DONE]"
 class SSEParser:
     """Incremental parser: `feed(block)` returns the `data` payloads of the events it completed."""
 
-    __slots__ = ("_buf", "_crlf")
+    __slots__ = ("_buf",)
 
     def __init__(self) -> None:
         self._buf = b""
-        self._crlf = False
 
     def feed(self, block: bytes) -> list[bytes]:
         if not block:
             return []
         if b"\r" in block:
             # Rare (neither vLLM nor TGI send \r\n); normalise once per block rather than per line.
-            self._crlf = True
             block = block.replace(b"\r\n", b"\n")
         if not self._buf and block[-2:] == b"\n\n" and block[:5] == b"data:" and b"\n" not in block[:-2]:
             # The usual case while streaming: exactly one single-line event per read.
