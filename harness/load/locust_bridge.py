@@ -78,10 +78,9 @@ class BridgeState:
         self.load = LoadConfig.model_validate(cfg.get("load", {}))
         key_env = cfg.get("api_key_env")
         self.api_key = os.environ.get(key_env) if key_env else None
-        # The same for every request of the run; identity encoding keeps the stream's raw bytes parseable.
         auth = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         self.headers = {"Content-Type": "application/json", "Accept": "text/event-stream",
-                        "Accept-Encoding": "identity", **auth}
+                        "Accept-Encoding": "identity", **auth}  # identity: raw SSE bytes, no gzip
         # Loaded once per process and shared by every user (their draws stay independent and seeded).
         self.dataset = load_dataset(self.workload.dataset) if self.workload.dataset else None
 
