@@ -28,6 +28,7 @@ from .telemetry import gpu_snapshot
 from .tgi_api import TgiApi
 from .vllm_api import VLLM_VERSION, VllmApi
 
+LISTEN_BACKLOG = 2048  # uvicorn's default, which vLLM's API server inherits
 # TGI sizes its KV cache from (nearly) all free memory (--cuda-memory-fraction 1.0 minus a margin).
 TGI_MEMORY_FRACTION = 0.95
 TGI_MAX_BATCH_SEQS = 1 << 20  # TGI has no --max-num-seqs; the token budget is the limit
@@ -79,7 +80,9 @@ class Server:
         self.ctx.engine.start()
         self.runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, self.opts.host, self.opts.port)
+        # uvicorn (vLLM's server) listens with a backlog of 2048; aiohttp's default of 128 makes a
+        # client that opens a few hundred connections at once see 1 s SYN-retry stalls.
+        site = web.TCPSite(self.runner, self.opts.host, self.opts.port, backlog=LISTEN_BACKLOG)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # the real port when --port 0
 
