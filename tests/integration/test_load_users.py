@@ -138,3 +138,14 @@ def test_closed_loop_user_stages_step_up(tmp_path):
     later = {r.user for r in recs if r.sent_s > t0 + 3.0}
     assert len(first) == 1 and len(later) == 4
     assert meta["load_end_s"] - t0 < 4 + 3  # the shape ended the run after its stages
+
+
+def test_users_spawned_together_start_evenly_at_the_spawn_rate(tmp_path):
+    # Locust starts all 8 users in one batch (spawn rate 8/s); their first requests must still go
+    # out 1/8 s apart, or a closed loop runs in lock-step.
+    _, recs = run(tmp_path, "openai-completions", users=8, duration_s=3, out_tokens=4,
+                  load_extra={"spawn_rate": 8})
+    first = sorted(min(r.sent_s for r in recs if r.user == u) for u in {r.user for r in recs})
+    assert len(first) == 8
+    gaps = [b - a for a, b in zip(first, first[1:])]
+    assert all(0.1 <= g <= 0.2 for g in gaps), gaps
