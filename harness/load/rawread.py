@@ -62,14 +62,15 @@ def consume(resp, acc):
     old_timeout = sock.gettimeout() if sock is not None else None
     if sock is not None:
         sock.settimeout(None)
+    feed, clock = acc.feed_block, time.perf_counter
     try:
         while True:
             block = read_some(raw)
-            t_s = time.perf_counter()  # taken when the bytes arrived, before any parsing
+            t_s = clock()  # taken when the bytes arrived, before any parsing
             if not block:
                 acc.feed(parser.close(), t_s)
                 break
-            acc.feed(parser.feed(block), t_s)
+            feed(parser, block, t_s)
     finally:
         if sock is not None:  # the socket may already be back in the pool: restore before any switch
             sock.settimeout(old_timeout)

@@ -35,7 +35,7 @@ class SSEParser:
         self._buf = parts.pop()  # the tail after the last blank line is an incomplete event
         out = []
         for ev in parts:
-            payload = _event_data(ev)
+            payload = event_data(ev)
             if payload is not None:
                 out.append(payload)
         return out
@@ -50,11 +50,11 @@ class SSEParser:
         tail, self._buf = self._buf.strip(b"\n"), b""
         if not tail:
             return []
-        payload = _event_data(tail)
+        payload = event_data(tail)
         return [payload] if payload is not None else []
 
 
-def _event_data(ev: bytes) -> bytes | None:
+def event_data(ev: bytes) -> bytes | None:
     """The `data` of one event (lines joined by \\n per the SSE spec); None for comment-only events."""
     if ev.startswith(b"data:") and b"\n" not in ev:  # fast path: one data line, the usual case
         return ev[6:] if ev[5:6] == b" " else ev[5:]

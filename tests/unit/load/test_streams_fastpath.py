@@ -5,6 +5,7 @@ import random
 
 import pytest
 
+from harness.load.sse import SSEParser
 from harness.load.streams import ACCUMULATORS
 
 VLLM_CHAT = [
@@ -71,3 +72,84 @@ def test_randomised_chat_chunks_agree():
             payloads.append(json.dumps(obj, separators=sep, ensure_ascii=rng.random() < 0.5).encode())
         payloads.append(b"[DONE]")
         assert run("openai-chat", payloads, True) == run("openai-chat", payloads, False), payloads
+
+
+def _random_chunks(rng, api, n):
+    """A stream of n chunks sharing one id (as servers send them), texts drawn to hit every edge."""
+    alphabet = ['a', ' ', '"', '\\', '\n', '\\"', 'é', '{', '}', ':', ',', '"text":"x"', 'null', '']
+    key = "content" if api == "openai-chat" else "text"
+    out = []
+    for _ in range(n):
+        text = rng.choice([None, "", "hello", " a"] + ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 4)))])
+        finish = rng.choice([None] * 6 + ["stop", "length", ""])
+        choice = {"index": 0, "delta": {} if text is None else {key: text}} if key == "content" else {"index": 0, key: text}
+        choice.update({"logprobs": None, "finish_reason": finish})
+        obj = {"id": "cmpl-1", "object": "x", "created": 1, "model": "m", "choices": [choice]}
+        if rng.random() < 0.05:
+            obj["usage"] = {"prompt_tokens": 3, "completion_tokens": 9}
+        raw = json.dumps(obj, separators=(",", ":"), ensure_ascii=rng.random() < 0.5).encode()
+        if text == "hello" and rng.random() < 0.3:
+            # Bytes shaped like a learnt chunk whose text ends early, followed by another key.
+            raw = raw.replace(b'"hello"', rng.choice([b'"","x":""', b'"","y":"z"', b'"a","x":"b"']))
+        out.append(raw)
+    return out + [b"[DONE]"]
+
+
+@pytest.mark.parametrize("api", ["openai-chat", "openai-completions"])
+def test_learnt_chunk_shape_gives_the_full_parse_records(api):
+    # Long streams: after the first plain chunk, later ones are matched against its bytes.
+    rng = random.Random(11)
+    for _ in range(200):
+        payloads = _random_chunks(rng, api, rng.randint(1, 40))
+        assert run(api, payloads, True) == run(api, payloads, False), payloads
+
+
+def _frame(rng, payloads, space):
+    events = []
+    for p in payloads:
+        events.append((b"data: " if space else b"data:") + p + b"\n\n")
+        if rng.random() < 0.05:
+            events.append(b": keep-alive\n\n")
+    data = b"".join(events)
+    if rng.random() < 0.1:
+        data = data.replace(b"\n", b"\r\n")
+    blocks, i = [], 0
+    while i < len(data):  # reads that end on event boundaries, or anywhere
+        if rng.random() < 0.7:
+            j = data.find(b"\n\n", i + rng.randint(0, 300))
+            j = len(data) if j < 0 else j + 2
+        else:
+            j = i + rng.randint(1, 200)
+        blocks.append(data[i:j])
+        i = j
+    return blocks
+
+
+def _by_blocks(api, blocks, fast):
+    acc = ACCUMULATORS[api]("r", 0.0, 3, forced_length=False)
+    acc.fast = fast
+    parser = SSEParser()
+    for i, block in enumerate(blocks):
+        t_s = 0.01 * (i + 1)
+        if fast:
+            acc.feed_block(parser, block, t_s)
+        else:
+            acc.feed(parser.feed(block), t_s)
+    acc.feed(parser.close(), 1.0)
+    return acc.finish(1.0, 200)
+
+
+@pytest.mark.parametrize("api", ["openai-chat", "openai-completions", "tgi-generate-stream"])
+def test_block_reads_give_the_same_record_as_parser_then_full_parse(api):
+    rng = random.Random(7)
+    fixed = {"openai-chat": [VLLM_CHAT, TGI_CHAT], "openai-completions": [COMPLETIONS],
+             "tgi-generate-stream": [TGI_NATIVE, TGI_NATIVE + TGI_NATIVE[:1]]}[api]
+    for k in range(300):
+        if api == "tgi-generate-stream" or k % 2:
+            payloads = list(rng.choice(fixed))
+            if rng.random() < 0.3:
+                payloads.insert(rng.randint(0, len(payloads)), rng.choice(ERRORS))
+        else:
+            payloads = _random_chunks(rng, api, rng.randint(1, 30))
+        blocks = _frame(rng, payloads, space=api != "tgi-generate-stream")
+        assert _by_blocks(api, blocks, True) == _by_blocks(api, blocks, False), blocks
