@@ -178,7 +178,10 @@ def locust_run_dir(parent: Path, users: int, duration_s: float, prompt_tokens: i
     run_dir = parent / name
     run_dir.mkdir(parents=True, exist_ok=True)
     scn = Scenario(name=name,
-                   load=LoadConfig(api=api, users=users, duration_s=duration_s, timeout_s=30),
+                   # Users start evenly over 1 s, as the bench's raw reference client does: started at
+                   # once, a closed loop moves in lock-step and every stream's tokens arrive in one burst.
+                   load=LoadConfig(api=api, users=users, spawn_rate=users / 1.0, duration_s=duration_s,
+                                   timeout_s=30),
                    workload=WorkloadConfig(prompt_tokens=prompt_tokens, output_tokens=output_tokens, seed=1))
     cfg = {"api": scn.load.api, "model": "llama-3-8b", "workload": scn.workload.model_dump(mode="json"),
            "load": scn.load.model_dump(mode="json"), "records_path": str(run_dir / REQUESTS_FILE),
