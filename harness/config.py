@@ -227,6 +227,9 @@ class WorkloadConfig(_Model):
     shared_prefix_tokens: int = Field(0, ge=0)  # the same leading words on every prompt (prefix caching)
     dataset: DatasetConfig | None = None  # replaces synthetic prompts (and output lengths it carries)
     turns: int = Field(1, ge=1, le=100)  # >1: multi-turn chat sessions whose history grows each turn
+    # OpenAI APIs: ask for usage in every chunk (vLLM's stream_options.continuous_usage_stats), so each
+    # record says how many tokens every chunk carried (chunk_tokens). Costs a JSON parse per chunk.
+    usage_every_chunk: bool = False
     seed: int = 0
 
 
@@ -250,6 +253,9 @@ class Scenario(_Model):
     def _turns_need_chat(self) -> "Scenario":
         if self.workload.turns > 1 and (self.load.api != "openai-chat" or self.load.mode != "closed"):
             raise ValueError("workload.turns > 1 (multi-turn chat) needs load.api: openai-chat and load.mode: closed")
+        if self.workload.usage_every_chunk and self.load.api == "tgi-generate-stream":
+            raise ValueError("workload.usage_every_chunk applies to the OpenAI APIs; TGI's /generate_stream "
+                             "already sends one token per event: drop it or use load.api: openai-chat")
         return self
 
     @field_validator("backend", mode="before")

@@ -58,6 +58,9 @@ class RequestRecord:
     sent_unix_s: float | None = None  # wall clock, for humans and for cross-machine alignment
     user: str | None = None  # which simulated user / worker sent it
     turn: int | None = None  # multi-turn chat: 1-based turn within its session
+    # Tokens each text chunk carried (first chunk first, one per ITL gap after it), from the server's
+    # usage in every chunk (workload.usage_every_chunk); None when the server did not say.
+    chunk_tokens: list[int] | None = None
 
     @property
     def tpot_s(self) -> float | None:

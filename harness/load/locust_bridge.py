@@ -342,7 +342,7 @@ class _LLMUser(FastHttpUser):
 
     def _one_request(self, st: BridgeState, spec, scheduled_s: float | None, history: list[dict] | None = None):
         """One streamed request → (its record, the reply text when `history` is kept)."""
-        path, body, forced = request_body(self.api, st.model, spec, history)
+        path, body, forced = request_body(self.api, st.model, spec, history, st.workload.usage_every_chunk)
         payload = json.dumps(body).encode()
         self.seq += 1
         sent_unix_s = time.time()

@@ -67,6 +67,8 @@ class StreamAccumulator:
         self.done = False
         self.text: list[str] = []
         self._tpl = None  # OpenAI streams: the learnt shape of a plain middle chunk (_Template)
+        self._per_chunk: list[int] = []  # tokens each text chunk carried, while the server says (usage)
+        self._usage_prev = 0
 
     # -- feeding
 
@@ -143,6 +145,17 @@ class StreamAccumulator:
         kind = obj.get("error_type") or (err.get("type") if isinstance(err, dict) else None)
         self._fail("overloaded_429" if kind == "overloaded" else "stream_error", msg)
 
+    def _chunk_usage(self, had_text: bool, usage) -> None:
+        """Usage in every chunk (vLLM's continuous_usage_stats) is cumulative: the difference from
+        the previous chunk's is what this chunk carried. A text chunk without usage leaves the
+        per-chunk list short, and the record then says nothing per chunk."""
+        done = usage.get("completion_tokens") if isinstance(usage, dict) else None
+        if done is None:
+            return
+        if had_text:
+            self._per_chunk.append(int(done) - self._usage_prev)
+        self._usage_prev = int(done)
+
     def _usage(self, usage: dict | None) -> None:
         if isinstance(usage, dict):
             if usage.get("prompt_tokens") is not None:
@@ -174,6 +187,8 @@ class StreamAccumulator:
             rec.output_tokens, rec.output_tokens_source = self._chunks, "chunks"
         if rec.first_token_s is not None:
             rec.ttft_s = rec.first_token_s - rec.sent_s
+        if self._per_chunk and len(self._per_chunk) == len(rec.itl_s) + 1:
+            rec.chunk_tokens = self._per_chunk
         rec.e2e_s = end_s - rec.sent_s
         want = rec.requested_output_tokens
         if rec.error_type is None and self.forced_length and want and rec.output_tokens < want:
@@ -260,6 +275,7 @@ class OpenAIChatStream(StreamAccumulator):
         return True
 
     def _payload(self, obj: dict, t_s: float) -> None:
+        before = self._chunks
         for ch in obj.get("choices") or ():
             delta = ch.get("delta") or {}
             if delta.get("content"):
@@ -270,6 +286,7 @@ class OpenAIChatStream(StreamAccumulator):
                 self.rec.finish_reason = ch["finish_reason"]
         if obj.get("usage"):
             self._usage(obj["usage"])
+        self._chunk_usage(self._chunks > before, obj.get("usage"))
 
 
 class OpenAICompletionsStream(StreamAccumulator):
@@ -292,6 +309,7 @@ class OpenAICompletionsStream(StreamAccumulator):
         return True
 
     def _payload(self, obj: dict, t_s: float) -> None:
+        before = self._chunks
         for ch in obj.get("choices") or ():
             if ch.get("text"):
                 self._token(t_s)
@@ -299,6 +317,7 @@ class OpenAICompletionsStream(StreamAccumulator):
                 self.rec.finish_reason = ch["finish_reason"]
         if obj.get("usage"):
             self._usage(obj["usage"])
+        self._chunk_usage(self._chunks > before, obj.get("usage"))
 
 
 class TGIGenerateStream(StreamAccumulator):

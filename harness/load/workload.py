@@ -137,24 +137,26 @@ API_PATHS = {
 }
 
 
-def request_body(api: str, model: str | None, spec: RequestSpec,
-                 history: list[dict] | None = None) -> tuple[str, dict, bool]:
+def request_body(api: str, model: str | None, spec: RequestSpec, history: list[dict] | None = None,
+                 usage_every_chunk: bool = False) -> tuple[str, dict, bool]:
     """(path, JSON body, forced_length) for one streamed request.
 
     OpenAI-style bodies set vLLM's `ignore_eos` and `min_tokens` so that the output length is
     exactly what was asked: throughput per request is then comparable across runs and engines.
     TGI's native API has no such switch, so its outputs may end early at EOS (not flagged).
     `history` (chat only): earlier turns of a multi-turn session, sent before the new prompt.
+    `usage_every_chunk` (OpenAI APIs): vLLM's continuous_usage_stats, usage in every chunk.
     """
     n = spec.output_tokens
+    usage = {"include_usage": True, "continuous_usage_stats": True} if usage_every_chunk else {"include_usage": True}
     if api == "openai-chat":
         messages = [*(history or ()), {"role": "user", "content": spec.prompt}]
         body = {"model": model, "messages": messages, "max_tokens": n,
-                "stream": True, "stream_options": {"include_usage": True}, "ignore_eos": True, "min_tokens": n}
+                "stream": True, "stream_options": usage, "ignore_eos": True, "min_tokens": n}
         return API_PATHS[api], body, True
     if api == "openai-completions":
         body = {"model": model, "prompt": spec.prompt, "max_tokens": n, "stream": True,
-                "stream_options": {"include_usage": True}, "ignore_eos": True, "min_tokens": n}
+                "stream_options": usage, "ignore_eos": True, "min_tokens": n}
         return API_PATHS[api], body, True
     if api == "tgi-generate-stream":
         body = {"inputs": spec.prompt, "parameters": {"max_new_tokens": n, "details": True}}

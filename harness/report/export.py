@@ -36,7 +36,7 @@ def _row(r: RequestRecord, window: Window) -> list:
     row = []
     for k in FIELDS:
         v = getattr(r, k)
-        row.append(json.dumps(v) if k == "itl_s" else "" if v is None else v)
+        row.append(json.dumps(v) if k == "itl_s" or (k == "chunk_tokens" and v is not None) else "" if v is None else v)
     gaps = r.itl_s or []
     return row + ["" if r.tpot_s is None else r.tpot_s, len(gaps), sum(gaps) / len(gaps) if gaps else "",
                   phase_of(r, window)]
@@ -101,6 +101,8 @@ def canonical_rows(part: Part, window: Window) -> bytes:
         elif k == "itl_s":
             spaced = b"\0".join(col).replace(b",", b", ").split(b"\0")  # json.dumps' ", " separator
             col = [b'"[' + x + b']"' if b"," in x else b"[" + x + b"]" for x in spaced]
+        elif k == "chunk_tokens":  # "[2,1]" or b"" (null) → json.dumps' "[2, 1]", quoted for the comma
+            col = [b'"' + x.replace(b",", b", ") + b'"' if b"," in x else x for x in col]
         cols.append(col)
     counts = t.itl_count
     tpot = t.tpot()

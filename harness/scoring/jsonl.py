@@ -41,6 +41,7 @@ _VALUE = {
     "float": rb"(" + _NUM + rb")", "int": rb"(" + _NUM + rb")",
     "float | None": rb"(?:(" + _NUM + rb")|null)", "int | None": rb"(?:(" + _NUM + rb")|null)",
     "bool": rb"(true|false)", "list[float]": rb"\[([^\]]*)\]",
+    "list[int] | None": rb"(?:(\[[^\]]*\])|null)",  # brackets kept: b"" is null, b"[]" an empty list
 }
 
 

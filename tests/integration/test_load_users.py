@@ -14,13 +14,15 @@ from harness.records import iter_records
 pytestmark = pytest.mark.integration
 
 
-def run(tmp_path, api, flavor="vllm", users=4, duration_s=3, out_tokens=24, extra_args=(), load_extra=None):
+def run(tmp_path, api, flavor="vllm", users=4, duration_s=3, out_tokens=24, extra_args=(), load_extra=None,
+        workload_extra=None):
     cfg = SimBackend(flavor=flavor, fixed_ttft_ms=20, fixed_itl_ms=5, extra_args=list(extra_args))
     load = {"api": api, "users": users, "duration_s": duration_s, **(load_extra or {})}
     if "user_stages" in load:
         del load["duration_s"]  # the stages set it
+    workload = {"prompt_tokens": 12, "output_tokens": out_tokens, **(workload_extra or {})}
     scn = resolve_scenario(parse_scenario({"name": "u", "backend": cfg.model_dump(), "load": load,
-                                           "workload": {"prompt_tokens": 12, "output_tokens": out_tokens}}))
+                                           "workload": workload}))
     with SimProcessBackend(cfg, tmp_path / "backend.log") as b:
         outcome = run_load(scn, b.url, b.model, tmp_path, echo=lambda s: None)
     return outcome, list(iter_records(tmp_path / "requests.jsonl"))
@@ -149,3 +151,11 @@ def test_users_spawned_together_start_evenly_at_the_spawn_rate(tmp_path):
     assert len(first) == 8
     gaps = [b - a for a, b in zip(first, first[1:])]
     assert all(0.1 <= g <= 0.2 for g in gaps), gaps
+
+
+def test_usage_in_every_chunk_gives_tokens_per_chunk(tmp_path):
+    _, recs = run(tmp_path, "openai-completions", users=2, duration_s=2, out_tokens=6,
+                  workload_extra={"usage_every_chunk": True})
+    assert recs and all(r.ok for r in recs)
+    # The sim (like vLLM without speculative decoding) sends one token per chunk, and says so.
+    assert all(r.chunk_tokens == [1] * 6 and len(r.itl_s) == 5 for r in recs)

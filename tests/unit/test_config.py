@@ -81,3 +81,9 @@ def test_multi_turn_needs_closed_loop_chat_and_think_time_bounds():
     assert "multi-turn chat" in err({"name": "x", "workload": {"turns": 3}, "load": {"api": "openai-completions"}})
     assert "think_time_max_s" in err({"name": "x", "load": {"think_time_s": 2, "think_time_max_s": 1}})
     assert parse_scenario({"name": "x", "workload": {"turns": 3}}).workload.turns == 3
+
+
+def test_usage_every_chunk_is_for_the_openai_apis():
+    msg = err({"name": "x", "workload": {"usage_every_chunk": True}, "load": {"api": "tgi-generate-stream"}})
+    assert "usage_every_chunk applies to the OpenAI APIs" in msg and "\n" not in msg
+    assert parse_scenario({"name": "x", "workload": {"usage_every_chunk": True}}).workload.usage_every_chunk

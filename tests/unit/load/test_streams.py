@@ -132,3 +132,46 @@ def test_chat_reply_text_kept_only_when_asked():
     plain = OpenAIChatStream("r", 0.0, 2, True)
     plain.feed([chat_chunk("Hi"), b"[DONE]"], 0.1)
     assert plain.text == []
+
+
+def completion_chunk(text, done, finish=None):
+    """A vLLM completions chunk with continuous_usage_stats: usage counts every token so far."""
+    return json.dumps({"id": "cmpl-1", "object": "text_completion", "choices": [
+        {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}],
+        "usage": {"prompt_tokens": 5, "total_tokens": 5 + done, "completion_tokens": done}}).encode()
+
+
+def test_usage_in_every_chunk_says_how_many_tokens_each_chunk_carried():
+    # Speculative decoding: one chunk carries 1 token, the next 3, the last 2.
+    acc = OpenAICompletionsStream("r", sent_s=0.0, requested_output_tokens=6, forced_length=True)
+    acc.feed([completion_chunk(" a", 1)], 0.1)
+    acc.feed([completion_chunk(" b c d", 4)], 0.2)
+    acc.feed([completion_chunk(" e f", 6, finish="length")], 0.3)
+    acc.feed([json.dumps({"id": "cmpl-1", "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 6}}).encode(),
+              b"[DONE]"], 0.31)
+    rec = acc.finish(0.32, 200)
+    assert rec.ok and rec.output_tokens == 6 and len(rec.itl_s) == 2
+    assert rec.chunk_tokens == [1, 3, 2]
+
+
+def test_chat_role_chunk_with_usage_is_not_a_text_chunk():
+    acc = OpenAIChatStream("r", sent_s=0.0, requested_output_tokens=2, forced_length=True)
+    role = json.loads(chat_chunk(role=True))
+    acc.feed([json.dumps({**role, "usage": {"completion_tokens": 0}}).encode()], 0.05)
+    for k, t in enumerate((0.1, 0.2), start=1):
+        acc.feed([json.dumps({**json.loads(chat_chunk("x")), "usage": {"completion_tokens": k}}).encode()], t)
+    acc.feed([usage_chunk(5, 2), b"[DONE]"], 0.21)
+    assert acc.finish(0.22, 200).chunk_tokens == [1, 1]
+
+
+def test_no_per_chunk_usage_means_chunk_tokens_unknown():
+    acc = OpenAICompletionsStream("r", sent_s=0.0, requested_output_tokens=3, forced_length=True)
+    acc.feed([completion_chunk(" a", 1)], 0.1)
+    acc.feed([json.dumps({"id": "cmpl-1", "choices": [{"index": 0, "text": " b", "finish_reason": None}]}).encode()],
+             0.2)  # this chunk did not say: the per-chunk list would be short
+    acc.feed([completion_chunk(" c", 3, finish="length"), b"[DONE]"], 0.3)
+    rec = acc.finish(0.31, 200)
+    assert rec.ok and rec.output_tokens == 3 and rec.chunk_tokens is None
+    plain = OpenAIChatStream("r", sent_s=0.0, requested_output_tokens=1, forced_length=False)
+    plain.feed([chat_chunk("x"), usage_chunk(5, 1), b"[DONE]"], 0.1)
+    assert plain.finish(0.2, 200).chunk_tokens is None

@@ -48,6 +48,13 @@ def test_request_bodies_force_length_where_the_api_can():
         request_body("grpc", "m", spec)
 
 
+def test_usage_every_chunk_asks_for_continuous_usage_on_openai_bodies():
+    spec = PromptSource(WorkloadConfig(prompt_tokens=TokenDist(value=3), output_tokens=TokenDist(value=5))).next()
+    for api in ("openai-chat", "openai-completions"):
+        _, body, _ = request_body(api, "m", spec, usage_every_chunk=True)
+        assert body["stream_options"] == {"include_usage": True, "continuous_usage_stats": True}
+
+
 def test_shared_prefix_is_identical_across_users_and_counted():
     cfg = WorkloadConfig(prompt_tokens=TokenDist(value=5), shared_prefix_tokens=20, seed=4)
     a, b = PromptSource(cfg, 0).next(), PromptSource(cfg, 1).next()

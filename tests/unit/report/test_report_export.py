@@ -18,6 +18,10 @@ def _lines() -> list[str]:
         RequestRecord("a", "openai-chat", 1.0, 1.5, 200, True, ttft_s=0.1, e2e_s=0.5, itl_s=[0.1, 0.2, 0.10000000000000003],
                       output_tokens=4, prompt_tokens=7, finish_reason="length", sent_unix_s=1.7e9, user="u, 1", turn=2),
         RequestRecord("b", "openai-chat", 2.0, 2.1, 200, True, ttft_s=0.05, e2e_s=0.1, itl_s=[0.05], output_tokens=2),
+        RequestRecord("f", "openai-completions", 2.5, 2.7, 200, True, ttft_s=0.05, e2e_s=0.2, itl_s=[0.1, 0.05],
+                      output_tokens=6, chunk_tokens=[1, 3, 2]),
+        RequestRecord("g", "openai-completions", 2.6, 2.7, 200, True, ttft_s=0.05, e2e_s=0.1, itl_s=[],
+                      output_tokens=2, chunk_tokens=[2]),
         RequestRecord("c", "openai-chat", 3.0, 3.0, 0, False, error_type="connect", error="refused, twice"),
         RequestRecord("d", "tgi-generate-stream", 9.0, 9.2, 500, False, error_type="http_5xx",
                       error='HTTP 500: {"detail": "boom"}\nline two'),  # escapes: the csv.writer path
@@ -37,9 +41,10 @@ def test_streamed_csv_is_byte_identical_to_csv_writer(tmp_path):
     sink.close()
     write_requests_csv(tmp_path / "ref.csv", list(iter_records(jl)), window)
     fast, ref = (tmp_path / "fast.csv").read_bytes(), (tmp_path / "ref.csv").read_bytes()
-    assert fast == ref and sink.rows == table.n == 6
+    assert fast == ref and sink.rows == table.n == 8
     assert b'"[0.1, 0.2, 0.10000000000000003]"' in fast and b",[0.05]," in fast and b'"u, 1"' in fast
-    assert write_requests_csv_from_jsonl(jl, tmp_path / "again.csv", window) == 6
+    assert b',"[1, 3, 2]",' in fast and b",[2]," in fast  # chunk_tokens as json.dumps writes it
+    assert write_requests_csv_from_jsonl(jl, tmp_path / "again.csv", window) == 8
     assert (tmp_path / "again.csv").read_bytes() == ref
 
 

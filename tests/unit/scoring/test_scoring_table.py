@@ -32,7 +32,8 @@ def _records(n: int, seed: int = 3) -> list[RequestRecord]:
             ttft_s=ttft if ok else None, e2e_s=ttft + sum(itl) if ok else None, itl_s=itl,
             prompt_tokens=rng.randint(1, 99) if i % 11 else None, output_tokens=len(itl) + 1 if ok else 0,
             error_type=None if ok else "timeout", error=None if ok else 'HTTP 503: {"error": "busy, retry"}',
-            user=f"u{i % 7}", turn=(i % 4) or None))
+            user=f"u{i % 7}", turn=(i % 4) or None,
+            chunk_tokens=[1 + (j % 2) for j in range(len(itl) + 1)] if ok and i % 5 == 0 else None))
     return out
 
 
