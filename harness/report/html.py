@@ -22,7 +22,9 @@ from harness.scoring.metrics import in_window, table_distributions
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 LATENCY_TITLES = {"ttft_s": "TTFT (time to first token)", "tpot_s": "TPOT (time per output token, per request)",
                   "itl_s": "ITL (every inter-chunk gap)", "e2e_s": "E2E (end-to-end latency)",
-                  "schedule_lag_s": "Schedule lag (scheduled → sent)"}
+                  "schedule_lag_s": "Schedule lag (scheduled → sent)",
+                  "ttft_from_schedule_s": "TTFT from the scheduled send time (open loop)",
+                  "e2e_from_schedule_s": "E2E from the scheduled send time (open loop)"}
 
 
 def make_env() -> Environment:

@@ -37,7 +37,9 @@ def summary_markdown(summary: dict) -> str:
                      f"{_cell(fmt.threshold(r, 'target'))} | {_cell(fmt.threshold(r, 'alert'))} | {verdict} | "
                      f"{fmt.pct(m.get('vs_target_pct'))} |")
     lines += ["", "| latency | n | p50 | p90 | p99 | max |", "|---|---|---|---|---|---|"]
-    for key in ("ttft_s", "tpot_s", "itl_s", "e2e_s"):
+    for key in ("ttft_s", "tpot_s", "itl_s", "e2e_s", "ttft_from_schedule_s", "e2e_from_schedule_s"):
+        if key.endswith("from_schedule_s") and key not in (summary.get("metrics") or {}):
+            continue  # closed loop: no schedule
         d = (summary.get("metrics") or {}).get(key) or {}
         lines.append(f"| {key} | {d.get('n', 0)} | " + " | ".join(fmt.value(d.get(p), "s") for p in ("p50", "p90", "p99", "max")) + " |")
     lines += ["", f"Throughput: {fmt.num(rates.get('request_rate_rps'))} req/s, "

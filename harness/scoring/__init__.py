@@ -25,6 +25,7 @@ from harness.scoring.table import RecordTable, table_of
 from harness.scoring.timeseries import table_timeseries
 
 SCHEMA_VERSION = 1
+MULTI_TOKEN_CHUNKS = 1.05  # mean output tokens per text chunk above which the report warns
 
 __all__ = ["SCHEMA_VERSION", "summarize", "json_safe", "Window", "scoring_window", "split_records",
            "distributions", "phase_of", "RecordTable", "table_of"]
@@ -117,6 +118,10 @@ def summarize(run: RunResult) -> dict:
         notes.append("every request failed: latency metrics are empty")
     if meta.get("interrupted"):
         notes.append("the run was interrupted: results cover a partial run")
+    per_chunk = r["tokens"]["tokens_per_chunk"]
+    if per_chunk is not None and per_chunk > MULTI_TOKEN_CHUNKS:
+        notes.append(f"text chunks carried {per_chunk:.2f} output tokens on average (speculative decoding or a "
+                     "stream interval): ITL figures are per chunk, TPOT is per token")
     load_gen = load_generator_health(dists["schedule_lag_s"], meta)
     if load_gen["saturated"]:
         notes.append(load_gen["note"])

@@ -146,9 +146,17 @@ def _values(t: RecordTable, metric: str) -> np.ndarray:
     return np.where(t.ok, v, np.nan)
 
 
+FROM_SCHEDULE = ("ttft_from_schedule_s", "e2e_from_schedule_s")  # open loop: latency from the scheduled time
+
+
 def table_distributions(t: RecordTable, scored: np.ndarray) -> dict[str, Any]:
     """Samples of the scored records: arrays for ttft_s, tpot_s, e2e_s, schedule_lag_s; itl_s as an
-    ItlPool (every finite gap of every ok scored request, read in blocks: it can be 64M values)."""
+    ItlPool (every finite gap of every ok scored request, read in blocks: it can be 64M values).
+
+    Open loop also gets TTFT and E2E measured from each request's scheduled send time: a client
+    that falls behind its schedule then shows in latency, not only in schedule_lag_s (the
+    coordinated-omission correction; empty arrays when no request had a schedule).
+    """
     out: dict[str, Any] = {}
     for m in PER_REQUEST_METRICS:
         v = _values(t, m)[scored]
@@ -156,7 +164,12 @@ def table_distributions(t: RecordTable, scored: np.ndarray) -> dict[str, Any]:
     out["itl_s"] = t.itl_pool(scored & t.ok)
     has = scored & ~np.isnan(t.scheduled_s)
     out["schedule_lag_s"] = t.sent_s[has] - t.scheduled_s[has]
-    return {k: out[k] for k in ("ttft_s", "tpot_s", "itl_s", "e2e_s", "schedule_lag_s")}
+    sched_ok = has & t.ok
+    lag_ok = t.sent_s[sched_ok] - t.scheduled_s[sched_ok]
+    for name, col in (("ttft_from_schedule_s", t.ttft_s), ("e2e_from_schedule_s", t.e2e_s)):
+        v = col[sched_ok] + lag_ok
+        out[name] = v[~np.isnan(v)]
+    return {k: out[k] for k in ("ttft_s", "tpot_s", "itl_s", "e2e_s", "schedule_lag_s", *FROM_SCHEDULE)}
 
 
 def distributions(scored: Iterable[RequestRecord]) -> dict[str, list[float]]:
@@ -168,11 +181,14 @@ def distributions(scored: Iterable[RequestRecord]) -> dict[str, list[float]]:
 
 
 def latency_metrics(dists: dict[str, Any]) -> dict[str, dict]:
-    """describe() of every distribution (schedule_lag_s only when some request had scheduled_s)."""
+    """describe() of every distribution (schedule_lag_s and the latencies from the schedule only
+    when some request had scheduled_s)."""
     d = lambda v: describe_pool(v) if isinstance(v, ItlPool) else describe(v)  # noqa: E731
     out = {m: d(dists[m]) for m in ("ttft_s", "tpot_s", "itl_s", "e2e_s")}
     if len(dists.get("schedule_lag_s", [])):
         out["schedule_lag_s"] = describe(dists["schedule_lag_s"])
+        for m in FROM_SCHEDULE:
+            out[m] = describe(dists[m])
     return out
 
 
@@ -182,8 +198,15 @@ def _tokens(t: RecordTable, scored: np.ndarray) -> dict:
     missing = int(np.isnan(p).sum())
     prompt = int(np.trunc(np.nan_to_num(p)).astype(np.int64).sum())  # int(prompt_tokens or 0)
     output = int(np.trunc(t.output_tokens[ok]).astype(np.int64).sum())
+    # Text chunks of the ok requests that streamed any text (the first chunk plus one per ITL gap):
+    # more output tokens than chunks means chunks carried several tokens (speculative decoding, a
+    # stream interval), so a gap is not one token's latency.
+    streamed = ok & ~np.isnan(t.ttft_s)
+    chunks = int((t.itl_count[streamed] + 1).sum())
+    streamed_tokens = int(np.trunc(t.output_tokens[streamed]).astype(np.int64).sum())
     return {"ok_requests": int(ok.sum()), "input_tokens": prompt, "output_tokens": output,
-            "total_tokens": prompt + output, "requests_without_prompt_tokens": missing}
+            "total_tokens": prompt + output, "requests_without_prompt_tokens": missing,
+            "text_chunks": chunks, "tokens_per_chunk": safe_div(streamed_tokens, chunks)}
 
 
 def token_counts(scored: Iterable[RequestRecord]) -> dict:

@@ -64,3 +64,27 @@ def test_open_loop_lag_over_10ms_marks_the_load_generator_saturated():
     bad = load_generator_health([0.001] * 90 + [0.05] * 10, {})
     assert bad["saturated"] and "load generator saturated" in bad["note"] and bad["lag_p99_s"] > 0.01
     assert load_generator_health([], {})["lag_p99_s"] is None
+
+
+def test_multi_token_chunks_are_counted_and_noted(make_rec, make_run):
+    # 3 text chunks (2 gaps) carrying 6 tokens each: 2 tokens per chunk, so a gap is not one token.
+    recs = [make_rec(i, sent_s=i * 0.1, itl_s=[0.02, 0.02], output_tokens=6) for i in range(10)]
+    s = summarize(make_run(recs))
+    assert s["rates"]["tokens"]["text_chunks"] == 30 and s["rates"]["tokens"]["tokens_per_chunk"] == 2.0
+    assert any("carried 2.00 output tokens on average" in n for n in s["notes"])
+    one = summarize(make_run([make_rec(i, sent_s=i * 0.1) for i in range(10)]))
+    assert one["rates"]["tokens"]["tokens_per_chunk"] == 1.0
+    assert not any("output tokens on average" in n for n in one["notes"])
+
+
+def test_open_loop_latency_is_also_measured_from_the_scheduled_time(make_rec, make_run):
+    # Each request went out 20 ms after its scheduled time: TTFT 100 ms from the send is 120 ms
+    # from the schedule (what a user arriving on schedule waited). Errors have no latency.
+    recs = [make_rec(i, sent_s=i * 0.1, scheduled_s=i * 0.1 - 0.02) for i in range(10)]
+    recs.append(make_rec(99, sent_s=0.5, ok=False, scheduled_s=0.45))
+    m = summarize(make_run(recs))["metrics"]
+    assert m["schedule_lag_s"]["n"] == 11
+    assert m["ttft_from_schedule_s"]["n"] == 10 and abs(m["ttft_from_schedule_s"]["p50"] - 0.12) < 1e-9
+    assert abs(m["e2e_from_schedule_s"]["max"] - (0.12 + 0.02)) < 1e-9  # e2e = ttft + two 10 ms gaps
+    closed = summarize(make_run([make_rec(i, sent_s=i * 0.1) for i in range(5)]))["metrics"]
+    assert "ttft_from_schedule_s" not in closed and "schedule_lag_s" not in closed
