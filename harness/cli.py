@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     mat.add_argument("matrix_file", type=Path)
     mat.add_argument("--out", type=Path, help="comparison folder (default reports/matrix-<name>-<UTC time>/)")
     mat.add_argument("--resume", action="store_true", help="continue an interrupted matrix, skipping finished variants")
+    mat.add_argument("--capacity", action="store_true",
+                     help="also search each offline sim variant's capacity and rank by the cost per 1k tokens there")
+    mat.add_argument("--precision", type=float, default=0.05, help="--capacity: relative precision (default 0.05)")
 
     swp = sub.add_parser("sweep", help="find the highest rate (or concurrency) at which the SLA still passes")
     swp.add_argument("scenario", type=Path)
@@ -149,7 +152,8 @@ def cmd_alerts(args) -> int:
 def cmd_matrix(args) -> int:
     from harness.decide import run_matrix
 
-    out = run_matrix(args.matrix_file, out_dir=args.out, resume=args.resume, echo=lambda s: print(s, flush=True))
+    out = run_matrix(args.matrix_file, out_dir=args.out, resume=args.resume, echo=lambda s: print(s, flush=True),
+                     capacity=args.capacity, precision=args.precision)
     return EXIT_INTERRUPTED if out.interrupted else EXIT_OK
 
 

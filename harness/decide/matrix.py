@@ -105,8 +105,12 @@ def variant_row(v: Variant, status: dict | None, summary: dict | None, accept: t
 
 
 def run_matrix(matrix_path: Path, out_dir: Path | None = None, resume: bool = False,
-               echo: Callable[[str], None] = print, root: Path = REPORTS_ROOT) -> MatrixOutcome:
-    """Run (or resume) a matrix and write OUT/comparison.{html,json}. ConfigError on a bad matrix file."""
+               echo: Callable[[str], None] = print, root: Path = REPORTS_ROOT, capacity: bool = False,
+               precision: float = 0.05) -> MatrixOutcome:
+    """Run (or resume) a matrix and write OUT/comparison.{html,json}. ConfigError on a bad matrix file.
+    capacity: also search each offline variant's capacity and rank passing variants by the cost there."""
+    if capacity and not 0 < precision < 1:
+        raise ConfigError(f"--precision {precision:g}: give a fraction in (0, 1), e.g. 0.05 for 5 %")
     matrix_path = Path(matrix_path)
     mf: MatrixFile = load_matrix(matrix_path)
     variants = expand(mf, matrix_path)
@@ -155,7 +159,9 @@ def run_matrix(matrix_path: Path, out_dir: Path | None = None, resume: bool = Fa
         st = statuses.get(v.id) or finished(out / "runs" / v.id)
         summary = load_summary(out / "runs" / v.id) if st and st.get("status") == DONE else None
         rows.append(variant_row(v, st, summary, accept, latency, out))
-    rec = recommend(rows, accept)
+    if capacity and not interrupted:
+        interrupted = _capacities(variants, rows, out, precision, resume, echo)
+    rec = recommend(rows, accept, "cost_at_capacity" if capacity else "cost")
     if interrupted:
         rec = {**rec, "text": f"(partial: interrupted) {rec['text']}", "partial": True}
     ran = [r for r in rows if r["status"] == DONE]
@@ -172,6 +178,7 @@ def run_matrix(matrix_path: Path, out_dir: Path | None = None, resume: bool = Fa
            "pass_rule": ("a variant meets the SLA when every hard, measured SLA row is in " + "/".join(accept) +
                          "; throughput rows limited by the offered load are not counted"),
            "interrupted": interrupted, "elapsed_s": round(progress.elapsed_s, 2),
+           "capacity": {"precision": precision, "unit_text": "request rate (users in closed loop)"} if capacity else None,
            "recommendation": rec, "pareto": [ran[i]["id"] for i in front], "variants": rows}
     from harness.decide.render import write_matrix_report
 
@@ -179,3 +186,28 @@ def run_matrix(matrix_path: Path, out_dir: Path | None = None, resume: bool = Fa
     echo(f"recommendation: {rec['text']}")
     echo(f"comparison: {html}")
     return MatrixOutcome(out, rec, rows, interrupted, html, js)
+
+
+def _capacities(variants: list[Variant], rows: list[dict], out: Path, precision: float, resume: bool,
+                echo: Callable[[str], None]) -> bool:
+    """Fill capacity, capacity_unit, cost_at_capacity on the rows of variants that ran; True if interrupted."""
+    from harness.decide.capacity import variant_capacity
+
+    for v, r in zip(variants, rows):
+        if r["status"] != DONE:
+            continue
+        try:
+            c = variant_capacity(v.scenario, out / "capacity" / v.id, precision, resume, echo=lambda s: None)
+        except Interrupted:
+            echo("interrupted during the capacity search: variants keep their results at the offered load")
+            return True
+        r.update(capacity=c.get("capacity"), capacity_unit=c.get("unit"), capacity_fail_at=c.get("fail_at"),
+                 cost_at_capacity=c.get("cost_at_capacity"), capacity_reason=c.get("reason") or c.get("note"),
+                 capacity_points=c.get("points"))
+        if c.get("capacity"):
+            price = c.get("cost_at_capacity")
+            there = "no price" if price is None else f"${price:.5f} per 1k output tokens there"
+            echo(f"    capacity {v.id}: {c['capacity']:.4g} {c['unit']}, {there} ({c['points']} points)")
+        else:
+            echo(f"    capacity {v.id}: {c.get('reason')}")
+    return False

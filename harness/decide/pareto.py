@@ -76,9 +76,10 @@ def miss_text(m: dict) -> str:
     return f"{m['label']} {_fmt(m['value'], m.get('unit'))} (target {sign} {_fmt(m['target'], m.get('unit'))}{pct})"
 
 
-def recommend(rows: list[dict], accept: tuple[str, ...] = ("PASS",)) -> dict:
+def recommend(rows: list[dict], accept: tuple[str, ...] = ("PASS",), cost_key: str = "cost") -> dict:
     """rows: one per variant with id, label, status ('done' for variants that ran), verdict, cost
-    (USD per 1k output tokens), latency (tie-break), misses. Returns the recommendation dict."""
+    (USD per 1k output tokens), latency (tie-break), misses. Returns the recommendation dict.
+    cost_key "cost_at_capacity": passing variants are ranked by their cost at capacity instead."""
     ran = [r for r in rows if r.get("status") == "done"]
     if not ran:
         return {"kind": "none", "variant": None,
@@ -86,8 +87,10 @@ def recommend(rows: list[dict], accept: tuple[str, ...] = ("PASS",)) -> dict:
     passing = [r for r in ran if r.get("verdict") in accept]
     if passing:
         inf = float("inf")
-        best = min(passing, key=lambda r: (r.get("cost") is None, r.get("cost") or inf, r.get("latency") or inf))
-        cost = "no price" if best.get("cost") is None else f"${best['cost']:.5f} per 1k output tokens"
+        best = min(passing, key=lambda r: (r.get(cost_key) is None, r.get(cost_key) or inf, r.get("latency") or inf))
+        cost = "no price" if best.get(cost_key) is None else f"${best[cost_key]:.5f} per 1k output tokens"
+        if cost_key == "cost_at_capacity" and best.get("capacity"):
+            cost += f" at its capacity of {best['capacity']:.3g} {best.get('capacity_unit') or ''}".rstrip()
         others = len(passing) - 1
         text = (f"{best['label']}: the cheapest of {len(passing)} variant(s) meeting the SLA ({cost})"
                 if others else f"{best['label']}: the only variant meeting the SLA ({cost})")

@@ -39,14 +39,16 @@ _MATRIX = """{% extends "head" %}
 <div class="rec {{ 'closest' if d.recommendation.kind == 'closest' else 'none' if d.recommendation.kind == 'none' else '' }}" id="recommendation">
 {% if d.recommendation.variant %}<span class="star">{{ d.recommendation.variant }}</span> — {% endif %}{{ d.recommendation.text }}
 </div>
-<p class="note">Rule: {{ d.pass_rule }}. Among those, the lowest cost per 1k output tokens wins (ties: lower {{ latency_label }}).
+<p class="note">Rule: {{ d.pass_rule }}. Among those, the lowest cost per 1k output tokens{% if d.capacity %} at capacity{% endif %} wins (ties: lower {{ latency_label }}).
 If none meets it, the variant with the smallest worst miss against a target is shown, with the rows it misses.
-Cost = GPU-hours of the scored window × price ÷ output tokens, at the load the scenario offers.</p>
+Cost = GPU-hours of the scored window × price ÷ output tokens, at the load the scenario offers{% if d.capacity %};
+at capacity: the same, measured in the run at the highest {{ d.capacity.unit_text }} that still meets every hard latency,
+error and queue row (found by doubling then bisecting to {{ (d.capacity.precision * 100) | num }} %, offline sim variants only){% endif %}.</p>
 
 <h2>Variants</h2>
 <table id="variants">
 <tr><th>variant</th><th>status</th><th>meets SLA</th><th>TTFT p99</th><th>TPOT p50</th><th>TPOT p99</th><th>req/s</th><th>output tok/s</th>
-<th>errors</th><th>GPU util</th><th>$/h</th><th>$ per 1k output tokens</th><th>why not / reason</th><th>report</th></tr>
+<th>errors</th><th>GPU util</th><th>$/h</th><th>$ per 1k output tokens</th>{% if d.capacity %}<th>capacity</th><th>$ per 1k output tokens at capacity</th>{% endif %}<th>why not / reason</th><th>report</th></tr>
 {% for r in d.variants %}
 <tr class="{{ (r.verdict | vclass) if r.status == 'done' else 'nm' }}" id="v-{{ r.id }}">
 <td>{% if r.id == d.recommendation.variant %}★ {% endif %}<b>{{ r.id }}</b>{% if r.pareto %} <span class="note">(Pareto)</span>{% endif %}<br><span class="note">{{ r.label }}</span></td>
@@ -56,10 +58,12 @@ Cost = GPU-hours of the scored window × price ÷ output tokens, at the load the
 <td class="n">{{ r.request_rate_rps | num }}</td><td class="n">{{ r.output_token_rate_tps | num }}</td>
 <td class="n">{{ r.error_rate_pct | num }} %</td><td class="n">{{ r.gpu_util_mean_pct | num }} %{% if r.gpu_util_simulated %} <span class="note">sim</span>{% endif %}</td>
 <td class="n">{{ r.usd_per_hour | usd }}</td><td class="n"><b>{{ r.cost | usd }}</b></td>
+{% if d.capacity %}<td class="n">{% if r.capacity %}{{ r.capacity | num }} {{ r.capacity_unit }}{% else %}<span class="note">{{ r.capacity_reason or '—' }}</span>{% endif %}</td>
+<td class="n"><b>{{ r.cost_at_capacity | usd }}</b></td>{% endif %}
 <td>{% for m in r.misses %}{{ m.label }}: {{ m.value | num }} vs {{ m.target | num }} ({{ m.verdict }})<br>{% endfor %}{{ r.reason or '' }}</td>
 <td><a href="{{ r.report }}">report</a></td>
 {% else %}
-<td>{{ 'cannot run' if r.status == 'cannot_run' else r.status | replace('_', ' ') }}</td><td colspan="10" class="muted">—</td>
+<td>{{ 'cannot run' if r.status == 'cannot_run' else r.status | replace('_', ' ') }}</td><td colspan="{{ 12 if d.capacity else 10 }}" class="muted">—</td>
 <td>{{ r.reason }}</td><td></td>
 {% endif %}
 </tr>

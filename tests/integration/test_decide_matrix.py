@@ -130,3 +130,30 @@ def test_shipped_gpu_matrix_runs_offline_under_a_minute(tmp_path):
     assert res.recommendation["kind"] == "cheapest_passing" and res.recommendation["variant"]
     doc = json.loads((res.out_dir / "comparison.json").read_text())
     assert doc["pareto"] and res.recommendation["variant"] in [r["id"] for r in res.rows if r.get("meets_sla")]
+
+
+CAPACITY_MATRIX = MATRIX.replace("name: matrix-test", "name: matrix-cap").replace(
+    "duration_s: 20, warmup_s: 2", "duration_s: 12, warmup_s: 2").replace(
+    "gpu: [t4, a10g, a100-80gb, h100-sxm]", "gpu: [t4, a100-80gb, h100-sxm]")
+
+
+def test_capacity_ranks_passing_variants_by_their_cost_at_capacity(tmp_path):
+    path = tmp_path / "matrix-cap.yaml"
+    path.write_text(CAPACITY_MATRIX, encoding="utf-8")
+    lines = []
+    out = run_matrix(path, tmp_path / "out", echo=lines.append, capacity=True, precision=0.25)
+    rows = {r["id"]: r for r in out.rows}
+    for gpu in ("a100-80gb", "h100-sxm"):
+        r = rows[gpu]
+        assert r["meets_sla"] and r["capacity_unit"] == "req/s"
+        # Full, the same GPU-hour serves more tokens: capacity above the 4 req/s offered, cost below.
+        assert r["capacity"] > 4 and r["capacity_fail_at"] > r["capacity"]
+        assert r["cost_at_capacity"] < r["cost"]
+    assert rows["h100-sxm"]["capacity"] > rows["a100-80gb"]["capacity"]
+    assert rows["t4"]["status"] == "cannot_run" and rows["t4"].get("capacity") is None  # fp16 weights do not fit
+    best = min((rows[g] for g in ("a100-80gb", "h100-sxm")), key=lambda r: r["cost_at_capacity"])
+    assert out.recommendation["variant"] == best["id"] and "at its capacity of" in out.recommendation["text"]
+    html = (out.out_dir / "comparison.html").read_text(encoding="utf-8")
+    assert "$ per 1k output tokens at capacity" in html
+    assert any(line.startswith(f"    capacity {best['id']}: ") for line in lines)
+    assert (out.out_dir / "capacity" / best["id"] / "points").is_dir()

@@ -44,3 +44,15 @@ def test_recommend_closest_with_reason_when_none_passes():
     assert rec["kind"] == "closest" and rec["variant"] == "y"
     assert "600 ms" in rec["text"] and "500 ms" in rec["text"] and "+20%" in rec["text"]
     assert recommend([{"id": "z", "status": "cannot_run"}])["kind"] == "none"
+
+
+def test_recommend_by_cost_at_capacity_when_it_was_searched():
+    # b is cheaper at the offered load, d once both are full: at capacity d wins.
+    rows = [{"id": "b", "label": "b", "status": "done", "verdict": "PASS", "cost": 0.5, "cost_at_capacity": 0.2,
+             "capacity": 10.0, "capacity_unit": "req/s", "latency": 0.3},
+            {"id": "d", "label": "d", "status": "done", "verdict": "PASS", "cost": 0.9, "cost_at_capacity": 0.1,
+             "capacity": 40.0, "capacity_unit": "req/s", "latency": 0.1},
+            {"id": "x", "label": "x", "status": "done", "verdict": "PASS", "cost": 0.05}]  # no capacity: ranked last
+    assert recommend(rows)["variant"] == "x"
+    rec = recommend(rows, cost_key="cost_at_capacity")
+    assert rec["variant"] == "d" and "$0.10000 per 1k output tokens at its capacity of 40 req/s" in rec["text"]
