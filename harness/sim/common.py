@@ -84,8 +84,10 @@ class ServerContext:
 class Tracker:
     """Timing of one request's tokens as written, feeding the metrics hooks once each."""
 
-    def __init__(self, ctx: ServerContext, arrival_s: float, prompt_tokens: int, max_new_tokens: int):
+    def __init__(self, ctx: ServerContext, arrival_s: float, prompt_tokens: int, max_new_tokens: int,
+                 ticket=None):
         self.ctx = ctx
+        self.ticket = ticket  # the engine's Ticket: when the request was first scheduled
         self.arrival_s = arrival_s
         self.prompt_tokens = prompt_tokens
         self.max_new_tokens = max_new_tokens
@@ -123,6 +125,11 @@ class Tracker:
         ttft = None if self.first_s is None else self.first_s - self.arrival_s
         self.ctx.metrics.on_finish(reason, self.prompt_tokens, self.generated, now - self.arrival_s, ttft,
                                    self.max_new_tokens)
+        sched = getattr(self.ticket, "scheduled_s", None)
+        if sched is not None and self.first_s is not None and reason not in ("abort", "error"):
+            # The request's phases: queued → first scheduled → first token → last token.
+            self.ctx.metrics.on_phases(max(sched - self.arrival_s, 0.0), max(self.first_s - sched, 0.0),
+                                       self.last_s - self.first_s, max(self.last_s - sched, 0.0), self.generated)
 
 
 async def json_body(request: web.Request) -> tuple[Any, str | None]:

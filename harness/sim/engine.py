@@ -89,6 +89,12 @@ class Ticket:
     def cancel(self) -> None:
         self.done = True
 
+    @property
+    def scheduled_s(self) -> float | None:
+        """perf_counter time the engine first scheduled the request (None: not yet). Calibration
+        mode has no queue: the request is scheduled on arrival."""
+        return self.arrival_s
+
 
 class _GpuTicket(Ticket):
     def __init__(self, engine: "GpuEngine", req: SimRequest, arrival_s: float):
@@ -100,6 +106,11 @@ class _GpuTicket(Ticket):
         if not self.done:
             self.done = True
             self._engine._cancel(self)
+
+    @property
+    def scheduled_s(self) -> float | None:
+        adm = self.req.admitted_s  # simulated time of the first admission (kept across preemptions)
+        return None if adm is None else self._engine.wall(adm)
 
 
 class GpuEngine:

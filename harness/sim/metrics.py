@@ -117,6 +117,37 @@ class VllmMetrics:
                         REQUEST_LATENCY_BUCKETS)
         self.queue = hist("vllm:request_queue_time_seconds",
                           "Histogram of time spent in WAITING phase for request.", REQUEST_LATENCY_BUCKETS)
+        self.inference = hist("vllm:request_inference_time_seconds",
+                              "Histogram of time spent in RUNNING phase for request.", REQUEST_LATENCY_BUCKETS)
+        self.prefill = hist("vllm:request_prefill_time_seconds",
+                            "Histogram of time spent in PREFILL phase for request.", REQUEST_LATENCY_BUCKETS)
+        self.decode = hist("vllm:request_decode_time_seconds",
+                           "Histogram of time spent in DECODE phase for request.", REQUEST_LATENCY_BUCKETS)
+        self.max_gen = hist("vllm:request_max_num_generation_tokens",
+                            "Histogram of maximum number of requested generation tokens.", tok_buckets)
+        self.params_n = hist("vllm:request_params_n", "Histogram of the n request parameter.", (1, 2, 5, 10, 20))
+        self.params_max_tokens = hist("vllm:request_params_max_tokens",
+                                      "Histogram of the max_tokens request parameter.", tok_buckets)
+        waiting = Gauge("vllm:num_requests_waiting_by_reason", "Number of requests waiting, by reason.",
+                        labels + ["reason"], registry=r)
+        self.waiting_capacity = waiting.labels(reason="capacity", **self._lv)
+        waiting.labels(reason="deferred", **self._lv).set(0)  # the sim defers nothing (no KV transfer, no LoRA)
+        sleep = Gauge("vllm:engine_sleep_state", "Engine sleep state: 1 for the current one.",
+                      labels + ["sleep_state"], registry=r)
+        for state in ("awake", "weights_offloaded", "discard_all"):
+            sleep.labels(sleep_state=state, **self._lv).set(1 if state == "awake" else 0)
+        # The sim models no prefix cache: every prompt token is queried, none hits, all computed locally.
+        self.prefix_queries = Counter("vllm:prefix_cache_queries", "Prefix cache queries, in terms of number of "
+                                      "queried tokens.", labels, registry=r).labels(**self._lv)
+        Counter("vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens.",
+                labels, registry=r).labels(**self._lv)
+        by_source = Counter("vllm:prompt_tokens_by_source", "Number of prompt tokens by source.",
+                            labels + ["source"], registry=r)
+        self.prompt_local = by_source.labels(source="local_compute", **self._lv)
+        for source in ("local_cache_hit", "external_kv_transfer"):
+            by_source.labels(source=source, **self._lv)
+        Counter("vllm:prompt_tokens_cached", "Number of cached prompt tokens (local + external).",
+                labels, registry=r).labels(**self._lv)
         self._preempt_seen = 0
         self._gen_tokens = 0  # tokens after the first, added to generation_tokens at scrape time
         self._gen_seen = 0
@@ -131,6 +162,8 @@ class VllmMetrics:
     def on_first_token(self, ttft_s: float, prompt_tokens: int) -> None:
         self.ttft.observe(ttft_s)
         self.prompt_tokens.inc(prompt_tokens)
+        self.prefix_queries.inc(prompt_tokens)
+        self.prompt_local.inc(prompt_tokens)
         self.generation_tokens.inc()
 
     def on_token(self, itl_s: float) -> None:
@@ -149,17 +182,27 @@ class VllmMetrics:
             return
         self.req_prompt.observe(prompt_tokens)
         self.req_gen.observe(gen_tokens)
+        self.max_gen.observe(gen_tokens)  # n = 1: the longest sequence is the only one
+        self.params_n.observe(1)
+        self.params_max_tokens.observe(max_new_tokens)
         self.e2e.observe(e2e_s)
         if ttft_s is not None and gen_tokens > 1:
             self.tpot.observe((e2e_s - ttft_s) / (gen_tokens - 1))
 
-    def on_queue(self, queue_s: float) -> None:
+    def on_phases(self, queue_s: float, prefill_s: float, decode_s: float, inference_s: float,
+                  gen_tokens: int) -> None:
+        """A finished request's phases: waiting, first scheduled → first token, first → last token,
+        first scheduled → last token."""
         self.queue.observe(queue_s)
+        self.prefill.observe(prefill_s)
+        self.decode.observe(decode_s)
+        self.inference.observe(inference_s)
 
     def render(self) -> tuple[bytes, str]:
         e = self.engine
         self.running.set(e.num_running)
         self.waiting.set(e.num_waiting)
+        self.waiting_capacity.set(e.num_waiting)
         self.kv.set(e.kv_usage)
         total = getattr(getattr(e, "sched", None), "num_preemptions", 0)
         if total > self._preempt_seen:
@@ -263,8 +306,11 @@ class TgiMetrics:
     def on_tokens(self, itl_s: float, n: int) -> None:
         pass
 
-    def on_queue(self, queue_s: float) -> None:
+    def on_phases(self, queue_s: float, prefill_s: float, decode_s: float, inference_s: float,
+                  gen_tokens: int) -> None:
         self._observe("tgi_request_queue_duration", queue_s)
+        self._observe("tgi_request_inference_duration", inference_s)
+        self._observe("tgi_request_mean_time_per_token_duration", inference_s / max(gen_tokens, 1))
 
     def on_finish(self, reason: str, prompt_tokens: int, gen_tokens: int, e2e_s: float, ttft_s: float | None,
                   max_new_tokens: int) -> None:
@@ -273,8 +319,6 @@ class TgiMetrics:
             return
         self._inc("tgi_request_success")
         self._observe("tgi_request_duration", e2e_s)
-        self._observe("tgi_request_inference_duration", e2e_s)
-        self._observe("tgi_request_mean_time_per_token_duration", e2e_s / max(gen_tokens, 1))
         self._observe("tgi_request_input_length", prompt_tokens)
         self._observe("tgi_request_generated_tokens", gen_tokens)
         self._observe("tgi_request_max_new_tokens", max_new_tokens)

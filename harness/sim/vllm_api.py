@@ -159,7 +159,7 @@ class VllmApi(ApiBase):
         try:
             if not stream:
                 ticket = ctx.engine.submit(prompt_tokens, n_out, arrival)
-                tracker = Tracker(ctx, arrival, prompt_tokens, max_tokens)
+                tracker = Tracker(ctx, arrival, prompt_tokens, max_tokens, ticket)
                 if ticket.instant:
                     tracker.tokens_at_once(n_out, ctx.clock())
                 else:
@@ -171,7 +171,7 @@ class VllmApi(ApiBase):
             resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
             await resp.prepare(request)
             ticket = ctx.engine.submit(prompt_tokens, n_out, arrival)
-            tracker = Tracker(ctx, arrival, prompt_tokens, max_tokens)
+            tracker = Tracker(ctx, arrival, prompt_tokens, max_tokens, ticket)
             if ticket.instant and clean:
                 tracker.tokens_at_once(n_out, ctx.clock())
                 await resp.write(gen.everything())

@@ -286,3 +286,44 @@ def test_fault_injection_error_and_abort():
     with running_server(opts) as s:
         with pytest.raises(Exception):  # connection cut mid-stream: the chunked body never completes
             http(s.url + "/v1/completions", {"prompt": "x", "max_tokens": 10, "stream": True, "ignore_eos": True})
+
+
+def _samples(text):
+    return {(s.name, tuple(sorted((k, v) for k, v in s.labels.items() if k not in ("engine", "model_name")))): s.value
+            for f in text_string_to_metric_families(text) for s in f.samples}
+
+
+def test_vllm_request_phase_and_parameter_families():
+    with running_server(ServeOptions(flavor="vllm", speed=50.0, max_model_len=2048, seed=4)) as s:
+        for _ in range(3):
+            assert http(s.url + "/v1/completions", {"prompt": "a b c", "max_tokens": 5, "ignore_eos": True})[0] == 200
+        text = http(s.url + "/metrics")[1]
+    v = _samples(text)
+    for phase in ("queue", "prefill", "decode", "inference"):
+        assert v[(f"vllm:request_{phase}_time_seconds_count", ())] == 3
+    # inference (first scheduled → last token) = prefill (→ first token) + decode (→ last token)
+    assert abs(v[("vllm:request_inference_time_seconds_sum", ())]
+               - v[("vllm:request_prefill_time_seconds_sum", ())] - v[("vllm:request_decode_time_seconds_sum", ())]) < 1e-9
+    assert v[("vllm:request_params_max_tokens_sum", ())] == 15 and v[("vllm:request_params_n_sum", ())] == 3
+    assert v[("vllm:request_max_num_generation_tokens_sum", ())] == 15
+    assert v[("vllm:num_requests_waiting_by_reason", (("reason", "capacity"),))] == 0
+    assert v[("vllm:num_requests_waiting_by_reason", (("reason", "deferred"),))] == 0
+    assert v[("vllm:engine_sleep_state", (("sleep_state", "awake"),))] == 1
+    assert v[("vllm:engine_sleep_state", (("sleep_state", "discard_all"),))] == 0
+    prompt = v[("vllm:prompt_tokens_total", ())]
+    assert prompt > 0 and v[("vllm:prefix_cache_queries_total", ())] == prompt
+    assert v[("vllm:prefix_cache_hits_total", ())] == 0 and v[("vllm:prompt_tokens_cached_total", ())] == 0
+    assert v[("vllm:prompt_tokens_by_source_total", (("source", "local_compute"),))] == prompt
+    assert v[("vllm:prompt_tokens_by_source_total", (("source", "local_cache_hit"),))] == 0
+
+
+def test_tgi_queue_and_inference_durations():
+    with running_server(ServeOptions(flavor="tgi", speed=50.0, max_total_tokens=2048, max_input_tokens=1024)) as s:
+        for _ in range(2):
+            assert http(s.url + "/generate", {"inputs": "a b", "parameters": {"max_new_tokens": 3}})[0] == 200
+        v = _samples(http(s.url + "/metrics")[1])
+    assert v[("tgi_request_queue_duration_count", ())] == 2
+    assert v[("tgi_request_inference_duration_count", ())] == 2
+    assert v[("tgi_request_mean_time_per_token_duration_count", ())] == 2
+    # inference starts once the request is batched: never longer than the whole request
+    assert 0 < v[("tgi_request_inference_duration_sum", ())] <= v[("tgi_request_duration_sum", ())]
