@@ -252,9 +252,11 @@ class _Template:
         return None
 
 
-class OpenAIChatStream(StreamAccumulator):
-    api = "openai-chat"
+class _OpenAIStream(StreamAccumulator):
+    """OpenAI-shaped chunks: the text is under `text_key` in the one choice; usage may follow."""
+
     keep_text = False  # multi-turn sessions need the reply to build the next turn's history
+    text_key = b""
 
     def _fast(self, p: bytes, t_s: float) -> bool:
         if self.keep_text:
@@ -266,58 +268,55 @@ class OpenAIChatStream(StreamAccumulator):
             return True
         if not _plain_middle(p):
             return False
-        has = _has_text(p, b'"content":')
+        has = _has_text(p, self.text_key)
         if has is None:
-            return b'"delta"' in p and b'"content"' not in p and b'"tool_calls"' not in p  # e.g. a role-only delta
+            return self._textless(p)
         if has:
             self._token(t_s)
-            self._tpl = _Template(p, b'"content":')
+            self._tpl = _Template(p, self.text_key)
         return True
+
+    def _textless(self, p: bytes) -> bool:
+        """A plain chunk without the text key: True when its bytes show it carries nothing."""
+        return False
+
+    def _choice(self, ch: dict, t_s: float) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
 
     def _payload(self, obj: dict, t_s: float) -> None:
         before = self._chunks
         for ch in obj.get("choices") or ():
-            delta = ch.get("delta") or {}
-            if delta.get("content"):
-                self._token(t_s)
-                if self.keep_text:
-                    self.text.append(delta["content"])
-            if ch.get("finish_reason"):
+            self._choice(ch, t_s)
+            if ch.get("finish_reason"):  # TGI sends "" on intermediate completions chunks
                 self.rec.finish_reason = ch["finish_reason"]
-        if obj.get("usage"):
-            self._usage(obj["usage"])
-        self._chunk_usage(self._chunks > before, obj.get("usage"))
+        usage = obj.get("usage")
+        if usage:
+            self._usage(usage)
+        self._chunk_usage(self._chunks > before, usage)
 
 
-class OpenAICompletionsStream(StreamAccumulator):
+class OpenAIChatStream(_OpenAIStream):
+    api = "openai-chat"
+    text_key = b'"content":'
+
+    def _textless(self, p: bytes) -> bool:
+        return b'"delta"' in p and b'"content"' not in p and b'"tool_calls"' not in p  # e.g. a role-only delta
+
+    def _choice(self, ch: dict, t_s: float) -> None:
+        delta = ch.get("delta") or {}
+        if delta.get("content"):
+            self._token(t_s)
+            if self.keep_text:
+                self.text.append(delta["content"])
+
+
+class OpenAICompletionsStream(_OpenAIStream):
     api = "openai-completions"
+    text_key = b'"text":'
 
-    def _fast(self, p: bytes, t_s: float) -> bool:
-        tpl = self._tpl
-        if tpl is not None and tpl.text(p) is not None:
-            if len(p) > tpl.size:
-                self._token(t_s)
-            return True
-        if not _plain_middle(p):
-            return False
-        has = _has_text(p, b'"text":')
-        if has is None:
-            return False
-        if has:
+    def _choice(self, ch: dict, t_s: float) -> None:
+        if ch.get("text"):
             self._token(t_s)
-            self._tpl = _Template(p, b'"text":')
-        return True
-
-    def _payload(self, obj: dict, t_s: float) -> None:
-        before = self._chunks
-        for ch in obj.get("choices") or ():
-            if ch.get("text"):
-                self._token(t_s)
-            if ch.get("finish_reason"):  # TGI sends "" on intermediate chunks
-                self.rec.finish_reason = ch["finish_reason"]
-        if obj.get("usage"):
-            self._usage(obj["usage"])
-        self._chunk_usage(self._chunks > before, obj.get("usage"))
 
 
 class TGIGenerateStream(StreamAccumulator):
