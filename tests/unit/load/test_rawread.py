@@ -57,3 +57,51 @@ def test_fallback_reads_one_event_when_internals_differ():
             return b"data: x\n\n"
 
     assert read_some(Other()) == b"data: x\n\n"
+
+
+class FakeGeventSock:
+    """Shaped like gevent's socket: an OS socket inside, a read watcher and `_wait`."""
+
+    def __init__(self, results, timeout=None):
+        self.calls = []
+        self._read_event = object()
+        self.timeout = timeout
+        outer = self
+
+        class Inner:
+            def recv(self, n):
+                outer.calls.append("recv")
+                r = results.pop(0)
+                if isinstance(r, Exception):
+                    raise r
+                return r
+
+        self._sock = Inner()
+
+    def _wait(self, event):
+        assert event is self._read_event
+        self.calls.append("wait")
+
+    def gettimeout(self):
+        return self.timeout
+
+    def recv(self, n):
+        self.calls.append("plain")
+        return b"p"
+
+
+def test_gevent_socket_waits_before_each_recv_and_again_after_a_spurious_wake():
+    from harness.load.rawread import _recv
+
+    s = FakeGeventSock([BlockingIOError(), b"data: x\n\n"])
+    assert _recv(s) == b"data: x\n\n"
+    assert s.calls == ["wait", "recv", "wait", "recv"]  # never a recv that is expected to fail first
+
+
+def test_a_socket_with_a_timeout_or_other_internals_takes_the_plain_recv():
+    from harness.load.rawread import _recv
+
+    timed = FakeGeventSock([], timeout=5.0)
+    assert _recv(timed) == b"p" and timed.calls == ["plain"]  # gevent's own recv enforces the timeout
+    raw = FakeRaw([b"data: a\n\n"], end_after=1)  # FakeSock: no gevent internals
+    assert read_some(raw) == b"data: a\n\n" and raw._sock.calls == 1
