@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     mat.add_argument("--resume", action="store_true", help="continue an interrupted matrix, skipping finished variants")
     mat.add_argument("--capacity", action="store_true",
                      help="also search each offline sim variant's capacity and rank by the cost per 1k tokens there")
-    mat.add_argument("--precision", type=float, default=0.05, help="--capacity: relative precision (default 0.05)")
+    mat.add_argument("--precision", type=float, help="--capacity: relative precision (default 0.05)")
 
     swp = sub.add_parser("sweep", help="find the highest rate (or concurrency) at which the SLA still passes")
     swp.add_argument("scenario", type=Path)
@@ -150,10 +150,13 @@ def cmd_alerts(args) -> int:
 
 
 def cmd_matrix(args) -> int:
+    from harness.config import ConfigError
     from harness.decide import run_matrix
 
+    if args.precision is not None and not args.capacity:
+        raise ConfigError("--precision sets the capacity search: add --capacity, or drop --precision")
     out = run_matrix(args.matrix_file, out_dir=args.out, resume=args.resume, echo=lambda s: print(s, flush=True),
-                     capacity=args.capacity, precision=args.precision)
+                     capacity=args.capacity, precision=0.05 if args.precision is None else args.precision)
     return EXIT_INTERRUPTED if out.interrupted else EXIT_OK
 
 

@@ -21,3 +21,11 @@ def test_rate_stages_cannot_be_searched(tmp_path):
     scn = _scn(load={"mode": "open", "stages": [{"duration_s": 5, "rate_rps": 1}, {"duration_s": 5, "rate_rps": 2}]})
     c = variant_capacity(scn, tmp_path, echo=lambda s: None)
     assert c["capacity"] is None and "load.stages" in c["reason"]
+
+
+def test_precision_without_capacity_is_a_one_line_error(capsys):
+    from harness.cli import main
+
+    assert main(["matrix", "scenarios/matrix-gpus.yaml", "--precision", "0.1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "slabench: error: --precision sets the capacity search: add --capacity, or drop --precision"
