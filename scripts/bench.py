@@ -284,6 +284,7 @@ def _locust_against_sim(tmp: Path, name: str, users: int, duration_s: float, out
                                                   "openai-completions", url, name)
         run = bench_proc.run_locust(argv, run_dir, client_core, limit_s=duration_s + 60, watch=[sim.pid])
         stats = bench_proc.get_json(url + "/sim/stats")
+        released = bench_proc.get_json(url + "/sim/first-tokens").get("first_token_s") or {}
         host, port = url.removeprefix("http://").split(":")
         extra = after(host, int(port)) if after else None
     meta = run["meta"]
@@ -298,7 +299,8 @@ def _locust_against_sim(tmp: Path, name: str, users: int, duration_s: float, out
     return {"records": records, "in_window_end": [r for r in records if ta <= r.end_s <= tb],
             "sent_in_window": [r for r in records if t_a <= r.sent_s <= t_b],
             "window_s": tb - ta, "locust_cpu_s": cpu_locust, "sim_cpu_s": cpu_sim,
-            "locust_cpu_total_s": run["cpu_total_s"], "sim_stats": stats, "rc": run["rc"], "run_dir": run_dir,
+            "locust_cpu_total_s": run["cpu_total_s"], "sim_stats": stats, "released": released, "rc": run["rc"],
+            "run_dir": run_dir,
             "after": extra}
 
 
@@ -346,15 +348,16 @@ def timing_accuracy(args: argparse.Namespace, tmp: Path) -> list[Figure]:
     say(f"  sim in calibration mode: TTFT {ttft_ms:g} ms, ITL {itl_ms:g} ms; closed loop, 64-token outputs, "
         f"users started over 1 s, first 3 s of sends not scored; {args.timing_repeats} run(s) per row")
     say("  all figures in ms over the fixed value; 'raw' = bare asyncio client on the same sim after Locust")
-    say(f"  {'streams':>7} | {'reqs':>5} | {'Locust TTFT p50':>15} {'p99':>7} | {'ITL p99':>7} | "
-        f"{'raw TTFT p50':>12} {'p99':>6} | {'sim lateness p50':>16} {'p99':>6} {'max':>6} | CPU locust/sim")
+    say(f"  {'streams':>7} | {'reqs':>5} | {'Locust TTFT p50':>15} {'p99':>7} | {'client share p50':>16} {'p99':>6} | "
+        f"{'ITL p99':>7} | {'raw TTFT p50':>12} {'p99':>6} | {'sim lateness p50':>16} {'p99':>6} {'max':>6} | "
+        "CPU locust/sim")
 
     def raw_client(host: str, port: int) -> list[float]:
         with pinned_self(client_core):
             return asyncio.run(_raw_ttft_client(host, port, users, 64, run_s=args.timing_s * 2 / 3, warmup_s=2.0))
 
     for users in (16, 64, 256):
-        p99s = []
+        p99s, shares = [], []
         for k in range(max(args.timing_repeats, 1)):  # the raw client runs after the first only
             r = _locust_against_sim(tmp, f"timing-{users}-{k}", users, args.timing_s, 64, ttft_ms, itl_ms,
                                     warmup_s=3.0, after=raw_client if k == 0 else None)
@@ -363,6 +366,9 @@ def timing_accuracy(args: argparse.Namespace, tmp: Path) -> list[Figure]:
             itls = [1000 * g for x in ok for g in x.itl_s]
             p50, p99 = pct(ttfts, 50), pct(ttfts, 99)
             p99s.append(p99)
+            # The client's own share: its first-token stamp minus when the sim released that token.
+            own = [1000 * (x.first_token_s - r["released"][x.request_id]) for x in ok if x.request_id in r["released"]]
+            shares.append(pct(own, 99))
             late = r["sim_stats"].get("token_lateness_ms") or {}
             nan = float("nan")
             if k == 0:
@@ -372,7 +378,8 @@ def timing_accuracy(args: argparse.Namespace, tmp: Path) -> list[Figure]:
             else:
                 raw_txt = f"{'':>12} {'':>6}"
             w = r["window_s"]
-            say(f"  {users:>7} | {len(ok):>5} | {p50:>15.2f} {p99:>7.2f} | {pct(itls, 99) - itl_ms:>7.2f} | "
+            say(f"  {users:>7} | {len(ok):>5} | {p50:>15.2f} {p99:>7.2f} | {pct(own, 50):>16.2f} {pct(own, 99):>6.2f} | "
+                f"{pct(itls, 99) - itl_ms:>7.2f} | "
                 f"{raw_txt} | {late.get('p50', nan):>16.2f} {late.get('p99', nan):>6.2f} "
                 f"{late.get('max', nan):>6.2f} | {100 * r['locust_cpu_s'] / w:3.0f} % / {100 * r['sim_cpu_s'] / w:3.0f} %")
             bad = len(r["sent_in_window"]) - len(ok)
@@ -385,6 +392,10 @@ def timing_accuracy(args: argparse.Namespace, tmp: Path) -> list[Figure]:
                               f"{med:.2f} ms ({runs})", f"<= {tgt:g} ms" if tgt else "-",
                               (med <= tgt) if tgt else None))
         figures.append(Figure("timing-accuracy", f"  p50 / raw-client p99 / sim p99 late @ {users}", first))
+        figures.append(Figure("timing-accuracy", f"  client's own share of p99 @ {users} (median)",
+                              f"{pct(shares, 50):.2f} ms ({' / '.join(f'{x:.1f}' for x in shares)})"))
+    say("  client share = the client's first-token time minus when the sim released that token (X-Request-Id")
+    say("  matched, one clock): the inflation the client adds, without the sim's own lateness.")
     say("  sim lateness = how late the sim released each token (all tokens, whole Locust run) against its")
     say("  absolute schedule; it starts at the handler's arrival stamp, so time a request waits in the sim's")
     say("  socket buffer is not in it. Locust inflation far above both the raw client and the sim is the client's.")

@@ -347,13 +347,15 @@ class _LLMUser(FastHttpUser):
         self.seq += 1
         sent_unix_s = time.time()
         sent_s = time.perf_counter()
-        acc = ACCUMULATORS[self.api](f"{self.user_name}-{self.seq}", sent_s, spec.output_tokens, forced,
+        rid = f"{self.user_name}-{self.seq}"
+        acc = ACCUMULATORS[self.api](rid, sent_s, spec.output_tokens, forced,
                                      scheduled_s=scheduled_s, sent_unix_s=sent_unix_s, user=self.user_name)
         acc.keep_text = history is not None
         try:
             with gevent.Timeout(st.load.timeout_s, TimeoutError(f"no complete response in {st.load.timeout_s:g} s")):
-                with self.client.request("POST", path, data=payload, headers=st.headers, stream=True,
-                                         catch_response=True, name=path) as resp:
+                # X-Request-Id: vLLM takes it as its request id, so server logs match the record.
+                with self.client.request("POST", path, data=payload, headers={**st.headers, "X-Request-Id": rid},
+                                         stream=True, catch_response=True, name=path) as resp:
                     rec = consume(resp, acc)
                     resp.request_meta["response_time"] = (rec.end_s - rec.sent_s) * 1000
                     if rec.ok:

@@ -10,10 +10,13 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from aiohttp import web
+
+FIRST_TOKEN_LOG = 200_000  # requests whose first-token release time GET /sim/first-tokens keeps
 
 
 def dumps(obj: Any) -> str:
@@ -74,6 +77,9 @@ class ServerContext:
     in_flight: int = 0
     _counter: int = 0
     extra: dict = field(default_factory=dict)
+    # (X-Request-Id, perf_counter time its first token was released) of the latest requests that
+    # sent the header: a client on this machine can subtract the server's own lateness per request.
+    first_tokens: deque = field(default_factory=lambda: deque(maxlen=FIRST_TOKEN_LOG))
 
     def request_rng(self) -> random.Random:
         """A fresh RNG per request, seeded from (server seed, arrival order): reproducible runs."""
@@ -85,8 +91,9 @@ class Tracker:
     """Timing of one request's tokens as written, feeding the metrics hooks once each."""
 
     def __init__(self, ctx: ServerContext, arrival_s: float, prompt_tokens: int, max_new_tokens: int,
-                 ticket=None):
+                 ticket=None, request_id: str | None = None):
         self.ctx = ctx
+        self.request_id = request_id  # the client's X-Request-Id, if it sent one
         self.ticket = ticket  # the engine's Ticket: when the request was first scheduled
         self.arrival_s = arrival_s
         self.prompt_tokens = prompt_tokens
@@ -104,6 +111,8 @@ class Tracker:
         if self.first_s is None:
             self.first_s = now
             self.ctx.metrics.on_first_token(now - self.arrival_s, self.prompt_tokens)
+            if self.request_id is not None:
+                self.ctx.first_tokens.append((self.request_id, now))
         else:
             self.ctx.metrics.on_token(now - self.last_s)
         self.last_s = now
@@ -166,6 +175,12 @@ def sim_stats(ctx: ServerContext, reset: bool = False) -> dict:
     return out
 
 
+def first_tokens(ctx: ServerContext) -> dict:
+    """`GET /sim/first-tokens`: when the first token of each recent request that sent an
+    X-Request-Id was released (perf_counter seconds: comparable with any process on this host)."""
+    return {"clock": "perf_counter", "first_token_s": dict(ctx.first_tokens)}
+
+
 def stats_reset(request: web.Request) -> bool:
     return request.query.get("reset", "") not in ("", "0", "false")
 
@@ -182,6 +197,7 @@ class ApiBase:
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/sim/gpu", self.sim_gpu)
         app.router.add_get("/sim/stats", self.sim_stats)
+        app.router.add_get("/sim/first-tokens", self.sim_first_tokens)
 
     async def health(self, request: web.Request) -> web.Response:
         return web.Response(status=200)  # both servers: 200 with an empty body when healthy
@@ -197,4 +213,7 @@ class ApiBase:
 
     async def sim_stats(self, request: web.Request) -> web.Response:
         return web.json_response(sim_stats(self.ctx, stats_reset(request)), dumps=dumps)
+
+    async def sim_first_tokens(self, request: web.Request) -> web.Response:
+        return web.json_response(first_tokens(self.ctx), dumps=dumps)
 

@@ -105,7 +105,7 @@ class TgiApi(ApiBase):
             raise TgiError(424, "Request failed during generation: simulated fault", "generation")
         text = TextGen(rng)
         ticket = ctx.engine.submit(input_tokens, n_out, arrival)
-        tracker = Tracker(ctx, arrival, input_tokens, max_new, ticket)
+        tracker = Tracker(ctx, arrival, input_tokens, max_new, ticket, request.headers.get("X-Request-Id"))
         try:
             async for k in ticket.tokens():
                 if k == faults.stall_at:

@@ -152,14 +152,15 @@ class VllmApi(ApiBase):
         if faults.error:
             return ApiError(500, "InternalServerError", "Simulated engine failure (fault injection).").response()
         prefix = "chatcmpl-" if chat else "cmpl-"
-        rid = prefix + (request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16])
+        client_rid = request.headers.get("X-Request-Id")
+        rid = prefix + (client_rid or uuid.uuid4().hex[:16])
         gen = _Render(ctx, rid, chat, body, prompt_tokens, reason, n_out, TextGen(rng).word_indices(n_out))
         clean = faults == type(faults)()
         ticket = tracker = None
         try:
             if not stream:
                 ticket = ctx.engine.submit(prompt_tokens, n_out, arrival)
-                tracker = Tracker(ctx, arrival, prompt_tokens, max_tokens, ticket)
+                tracker = Tracker(ctx, arrival, prompt_tokens, max_tokens, ticket, client_rid)
                 if ticket.instant:
                     tracker.tokens_at_once(n_out, ctx.clock())
                 else:
@@ -171,7 +172,7 @@ class VllmApi(ApiBase):
             resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
             await resp.prepare(request)
             ticket = ctx.engine.submit(prompt_tokens, n_out, arrival)
-            tracker = Tracker(ctx, arrival, prompt_tokens, max_tokens, ticket)
+            tracker = Tracker(ctx, arrival, prompt_tokens, max_tokens, ticket, client_rid)
             if ticket.instant and clean:
                 tracker.tokens_at_once(n_out, ctx.clock())
                 await resp.write(gen.everything())

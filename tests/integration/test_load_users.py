@@ -3,6 +3,7 @@ plus error classes arriving through the real client path. Short, bounded runs on
 """
 
 import json
+import urllib.request
 
 import pytest
 
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 
 def run(tmp_path, api, flavor="vllm", users=4, duration_s=3, out_tokens=24, extra_args=(), load_extra=None,
-        workload_extra=None):
+        workload_extra=None, after=None):
     cfg = SimBackend(flavor=flavor, fixed_ttft_ms=20, fixed_itl_ms=5, extra_args=list(extra_args))
     load = {"api": api, "users": users, "duration_s": duration_s, **(load_extra or {})}
     if "user_stages" in load:
@@ -25,7 +26,9 @@ def run(tmp_path, api, flavor="vllm", users=4, duration_s=3, out_tokens=24, extr
                                            "workload": workload}))
     with SimProcessBackend(cfg, tmp_path / "backend.log") as b:
         outcome = run_load(scn, b.url, b.model, tmp_path, echo=lambda s: None)
-    return outcome, list(iter_records(tmp_path / "requests.jsonl"))
+        seen = after(b.url) if after else None
+    recs = list(iter_records(tmp_path / "requests.jsonl"))
+    return (outcome, recs, seen) if after else (outcome, recs)
 
 
 @pytest.mark.parametrize("api,flavor", [("openai-chat", "vllm"), ("openai-completions", "vllm"),
@@ -159,3 +162,16 @@ def test_usage_in_every_chunk_gives_tokens_per_chunk(tmp_path):
     assert recs and all(r.ok for r in recs)
     # The sim (like vLLM without speculative decoding) sends one token per chunk, and says so.
     assert all(r.chunk_tokens == [1] * 6 and len(r.itl_s) == 5 for r in recs)
+
+
+@pytest.mark.parametrize("api,flavor", [("openai-chat", "vllm"), ("tgi-generate-stream", "tgi")])
+def test_request_ids_reach_the_server_and_no_token_is_seen_before_it_was_sent(tmp_path, api, flavor):
+    def released(url):
+        with urllib.request.urlopen(url + "/sim/first-tokens", timeout=10) as r:
+            return json.loads(r.read())["first_token_s"]
+
+    _, recs, server = run(tmp_path, api, flavor, users=3, duration_s=2, out_tokens=4, after=released)
+    assert recs and all(r.ok for r in recs)
+    for r in recs:  # X-Request-Id carried the record's id; both stamps are perf_counter on this host
+        assert r.request_id in server
+        assert 0 <= r.first_token_s - server[r.request_id] < 0.25

@@ -327,3 +327,16 @@ def test_tgi_queue_and_inference_durations():
     assert v[("tgi_request_mean_time_per_token_duration_count", ())] == 2
     # inference starts once the request is batched: never longer than the whole request
     assert 0 < v[("tgi_request_inference_duration_sum", ())] <= v[("tgi_request_duration_sum", ())]
+
+
+def test_first_token_release_is_logged_only_for_requests_with_an_id():
+    with running_server(ServeOptions(flavor="vllm", fixed_ttft_ms=5, fixed_itl_ms=1)) as s:
+        body = json.dumps({"prompt": "a", "max_tokens": 2, "stream": True}).encode()
+        for rid in ("client-1", None):
+            headers = {"Content-Type": "application/json", **({"X-Request-Id": rid} if rid else {})}
+            req = urllib.request.Request(s.url + "/v1/completions", data=body, headers=headers)
+            with urllib.request.urlopen(req, timeout=10) as r:
+                text = r.read().decode()
+            assert text.endswith("data: [DONE]\n\n")
+        seen = json.loads(http(s.url + "/sim/first-tokens")[1])
+    assert seen["clock"] == "perf_counter" and list(seen["first_token_s"]) == ["client-1"]
