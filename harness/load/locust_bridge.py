@@ -25,10 +25,11 @@ from locust.exception import StopUser
 from harness.config import LoadConfig, WorkloadConfig
 from harness.load.arrivals import arrival_times, rate_profile
 from harness.load.openloop import OpenLoopDispatcher
+from harness.load.progress import write_status
 from harness.load.rawread import consume
 from harness.load.shape import StartPacer, users_at
 from harness.load.streams import ACCUMULATORS
-from harness.load.workload import PromptSource, load_dataset, request_body
+from harness.load.workload import ChatSession, PromptSource, load_dataset, request_body
 from harness.records import RecordWriter
 
 FORWARD_EVERY_S = 0.5  # workers send their records to the master this often (and at stop)
@@ -85,8 +86,9 @@ class BridgeState:
         self.dataset = load_dataset(self.workload.dataset) if self.workload.dataset else None
 
     def config_for_workers(self) -> dict:
-        """What a worker on another machine needs (no master-local paths)."""
-        return {k: self.cfg.get(k) for k in ("api", "model", "workload", "load", "api_key_env")}
+        """What a worker on another machine needs (no master-local paths), and its share of the users."""
+        return {**{k: self.cfg.get(k) for k in ("api", "model", "workload", "load", "api_key_env")},
+                "share": self.environment.runner.worker_count}
 
     def on_config(self, msg, **_kw) -> None:
         self.apply_config(msg.data)
@@ -160,13 +162,9 @@ class BridgeState:
     # -- files the harness reads (local and master only)
 
     def write_status(self) -> None:
-        """Counters the harness's progress line reads (issued, completed, in flight), every second."""
+        """Counters the harness's progress line reads, every second."""
         if self.status_path and self.role != "worker":
-            tmp = self.status_path + ".tmp"
-            with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump({"issued": self.issued, "completed": self.completed,
-                           "in_flight": max(self.issued - self.completed, 0)}, fh)
-            os.replace(tmp, self.status_path)
+            write_status(self.status_path, self.issued, self.completed)
 
     def status_loop(self) -> None:
         while True:
@@ -234,8 +232,7 @@ def _on_start(environment, **_kw):
         loop = st.forward_loop if st.role == "worker" else st.status_loop
         st._loops.append(gevent.spawn(loop))
         if st.role == "master":  # test_start fires before the spawn messages: workers get it first
-            environment.runner.send_message("slabench_config", {**st.config_for_workers(),
-                                                                "share": environment.runner.worker_count})
+            environment.runner.send_message("slabench_config", st.config_for_workers())
         elif st.load.mode == "closed" and not st.cfg.get("by_hand"):
             st.pacer = StartPacer(st.load.closed_stages(), st.load_start_s, share=st.cfg.get("share", 1))
 
@@ -287,8 +284,7 @@ class _LLMUser(FastHttpUser):
     def on_start(self) -> None:
         st: BridgeState = self.environment.slabench
         self.prompts = PromptSource(st.workload, stream=st.next_stream, dataset=st.dataset)
-        self.history: list[dict] = []  # multi-turn: this session's messages so far
-        self.turn = 0
+        self.session = ChatSession(st.workload.turns)  # multi-turn: this user's messages so far
         self.user_name = f"{socket.gethostname()}-{os.getpid()}-{st.next_stream}"
         st.next_stream += 1
         self.seq = 0
@@ -307,12 +303,8 @@ class _LLMUser(FastHttpUser):
         if st.workload.turns == 1:
             st.record(self._one_request(st, spec, None)[0])
             return
-        rec, reply = self._one_request(st, spec, None, history=self.history)
-        self.turn += 1
-        rec.turn = self.turn
-        self.history += [{"role": "user", "content": spec.prompt}, {"role": "assistant", "content": reply}]
-        if self.turn >= st.workload.turns or not rec.ok:  # session over: the next request starts a new one
-            self.history, self.turn = [], 0
+        rec, reply = self._one_request(st, spec, None, history=self.session.history)
+        self.session.record_turn(rec, spec.prompt, reply)
         st.record(rec)
 
     def _dispatch_schedule(self, st: BridgeState) -> None:

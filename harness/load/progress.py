@@ -1,12 +1,13 @@
 """Live progress: tails requests.jsonl as Locust appends it and summarises the run so far.
 
 Reads only the bytes added since the last poll (never the whole file again), so a long run's
-progress line costs the same every 2 s. Pure apart from reading the file.
+progress line costs the same every 2 s. `write_status` is the Locust side's counters file it reads.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections import deque
 from pathlib import Path
 
@@ -61,3 +62,11 @@ class ProgressTail:
             return int(json.loads(self.status_path.read_text(encoding="utf-8"))["in_flight"])
         except (OSError, ValueError, KeyError):
             return None
+
+
+def write_status(path: str, issued: int, completed: int) -> None:
+    """The counters file the progress line reads (issued, completed, in flight), replaced whole."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump({"issued": issued, "completed": completed, "in_flight": max(issued - completed, 0)}, fh)
+    os.replace(tmp, path)

@@ -137,6 +137,24 @@ API_PATHS = {
 }
 
 
+class ChatSession:
+    """One simulated user's multi-turn chat: the messages sent before each new prompt. Each turn
+    adds its prompt and reply; the session starts again after `turns` turns or a failed turn."""
+
+    def __init__(self, turns: int):
+        self.turns = turns
+        self.history: list[dict] = []
+        self.turn = 0
+
+    def record_turn(self, rec, prompt: str, reply: str) -> None:
+        """Number the turn on its record and grow (or reset) the history for the next one."""
+        self.turn += 1
+        rec.turn = self.turn
+        self.history += [{"role": "user", "content": prompt}, {"role": "assistant", "content": reply}]
+        if self.turn >= self.turns or not rec.ok:
+            self.history, self.turn = [], 0
+
+
 def request_body(api: str, model: str | None, spec: RequestSpec, history: list[dict] | None = None,
                  usage_every_chunk: bool = False) -> tuple[str, dict, bool]:
     """(path, JSON body, forced_length) for one streamed request.

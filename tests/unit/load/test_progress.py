@@ -1,4 +1,4 @@
-from harness.load.progress import ProgressTail
+from harness.load.progress import ProgressTail, write_status
 from harness.records import RequestRecord
 
 
@@ -23,7 +23,8 @@ def test_tail_reads_only_new_complete_lines(tmp_path):
 
 def test_line_shows_offered_rate_and_in_flight_from_the_status_file(tmp_path):
     status = tmp_path / "status.json"
-    status.write_text('{"issued": 12, "completed": 9, "in_flight": 3}')
+    write_status(str(status), issued=12, completed=9)  # what the Locust side writes every second
+    assert not (tmp_path / "status.json.tmp").exists()
     t = ProgressTail(tmp_path / "requests.jsonl", status_path=status, offered_rps=8.0)
     line = t.line(2.0, 10.0)
     assert "offered 8.0 req/s" in line and "in flight 3" in line

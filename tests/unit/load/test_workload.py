@@ -115,3 +115,20 @@ def test_chat_history_goes_before_the_new_prompt():
     hist = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
     _, body, _ = request_body("openai-chat", "m", spec, hist)
     assert body["messages"][:2] == hist and body["messages"][2]["content"] == spec.prompt
+
+
+def test_chat_session_grows_turn_by_turn_and_restarts_after_the_last_or_a_failure():
+    from types import SimpleNamespace
+
+    from harness.load.workload import ChatSession
+
+    s = ChatSession(turns=2)
+    first = SimpleNamespace(ok=True, turn=None)
+    s.record_turn(first, "hi", "hello")
+    assert first.turn == 1 and [m["role"] for m in s.history] == ["user", "assistant"]
+    assert s.history[1]["content"] == "hello"
+    second = SimpleNamespace(ok=True, turn=None)
+    s.record_turn(second, "and?", "done")
+    assert second.turn == 2 and s.history == [] and s.turn == 0  # two turns: the next request starts anew
+    s.record_turn(SimpleNamespace(ok=False, turn=None), "x", "")
+    assert s.history == [] and s.turn == 0  # a failed turn ends the session too
