@@ -326,10 +326,59 @@ def client_capacity(args: argparse.Namespace, tmp: Path) -> list[Figure]:
     say("  for scale, client CPU per 128-token request of other clients:")
     for who, cost in CLIENT_REFERENCES:
         say(f"     {cost:>10}  {who}")
+    if args.profile:
+        _profile_client(tmp)
     return [Figure("client-capacity", "requests/s at 64 users", f"{len(done) / w:,.0f}"),
             Figure("client-capacity", "streamed tok/s at 64 users", f"{tokens / w:,.0f}"),
             Figure("client-capacity", "client CPU per 128-token request", f"{cpu_ms:.2f} ms", "<= 1.0 ms",
                    cpu_ms <= 1.0)]
+
+
+def _area(filename: str, name: str) -> str:
+    if filename.endswith("rawread.py") and name == "_recv":  # its own time is the wait in gevent's hub
+        return "gevent and socket calls (one wake-up per chunk)"
+    if "harness/" in filename:
+        return "slabench (harness/: reading, SSE, accounting, records)"
+    if "geventhttpclient" in filename:
+        return "geventhttpclient (HTTP parsing, request building)"
+    if "gevent" in filename or "greenlet" in name or "socket" in name or "select" in name:
+        return "gevent and socket calls (one wake-up per chunk)"
+    if "locust" in filename:
+        return "locust (users, stats, events)"
+    if "json" in filename or "json" in name:
+        return "json (request bodies, records)"
+    return "built-ins and the rest" if filename == "~" else "other"
+
+
+def _profile_client(tmp: Path, users: int = 256) -> None:
+    """--profile: the client-capacity Locust command under cProfile, at 256 streams of the 50 ms /
+    10 ms calibration sim (the timing-accuracy load), 6 s after a 3 s warm-up. Own time by area,
+    then the top functions. cProfile slows small functions more than big ones: read shares, not ms."""
+    import pstats
+
+    client_core, server_core = bench_proc.cores()
+    out = tmp / "locust.prof"
+    sim, url = bench_proc.start_sim(tmp, server_core, 50.0, 10.0)
+    with sim:
+        run_dir, argv = bench_proc.locust_run_dir(tmp, users, 12.0, 128, 64, "openai-completions", url, "profile")
+        argv = bench_proc.profiled_argv(argv, tmp, "OpenAICompletionsUser", 3.0, 6.0, out)
+        bench_proc.run_locust(argv, run_dir, client_core, limit_s=80)
+    if not out.is_file():
+        say(f"  profile: no profile written; see {run_dir / 'locust.log'}")
+        return
+    stats = pstats.Stats(str(out))
+    total = sum(v[2] for v in stats.stats.values()) or 1.0
+    areas: dict[str, float] = {}
+    for (filename, _line, name), v in stats.stats.items():
+        areas[_area(filename, name)] = areas.get(_area(filename, name), 0.0) + v[2]
+    say(f"  profile of Locust at {users} streams (50 ms / 10 ms sim), own time by area:")
+    for area, t in sorted(areas.items(), key=lambda kv: -kv[1]):
+        say(f"    {100 * t / total:5.1f} %  {area}")
+    say("  top functions by own time:")
+    top = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:15]
+    for (filename, line, name), v in top:
+        where = f"{Path(filename).name}:{line}" if filename != "~" else "(built-in)"
+        say(f"    {100 * v[2] / total:5.1f} %  {v[1]:>8} calls  {name}  {where}")
 
 
 # -------------------------------------------------------------------------------- 4. timing-accuracy
@@ -473,7 +522,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--scoring-records", type=int, default=1_000_000, help="scoring: records (default 1,000,000)")
     p.add_argument("--scoring-limit-s", type=float, default=300.0,
                    help="scoring: stop write_reports after this long (default 300)")
-    p.add_argument("--profile", action="store_true", help="scoring: also list the top hotspots under cProfile")
+    p.add_argument("--profile", action="store_true",
+                   help="scoring and client-capacity: also a profiled run, listing the top hotspots (cProfile)")
     a = p.parse_args(argv)
     a.sections = [s.strip() for s in a.only.split(",") if s.strip()]
     unknown = [s for s in a.sections if s not in SECTIONS]

@@ -227,3 +227,39 @@ def cpu_between(samples: list[tuple[float, tuple[float, ...]]], t_a: float,
         return None
     (ta, ca), (tb, cb) = inside[0], inside[-1]
     return tuple(b - a for a, b in zip(ca, cb)), ta, tb
+
+
+PROFILED_LOCUSTFILE = """\
+# Written by scripts/bench.py --profile: the real locustfile plus cProfile over a window of the load.
+import cProfile
+import sys
+
+sys.path.insert(0, {repo!r})
+import gevent
+from locust import events
+
+from harness.load.locust_bridge import {user}, SlabenchShape  # noqa: F401
+
+_prof = cProfile.Profile()
+
+
+@events.test_start.add_listener
+def _window(**_kw):
+    def run():
+        gevent.sleep({start_s!r})
+        _prof.enable()
+        gevent.sleep({seconds!r})
+        _prof.disable()
+        _prof.dump_stats({out!r})
+    gevent.spawn(run)
+"""
+
+
+def profiled_argv(argv: list[str], tmp: Path, user: str, start_s: float, seconds: float, out: Path) -> list[str]:
+    """The same Locust argv with a locustfile that profiles the process from start_s for seconds."""
+    path = tmp / "profiled_locustfile.py"
+    path.write_text(PROFILED_LOCUSTFILE.format(repo=str(REPO), user=user, start_s=start_s, seconds=seconds,
+                                               out=str(out)), encoding="utf-8")
+    argv = list(argv)
+    argv[argv.index("-f") + 1] = str(path)
+    return argv
