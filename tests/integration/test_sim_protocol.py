@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.sim.common import FaultConfig
 from harness.sim.server import ServeOptions
 from harness.sim.testing import running_server
 
@@ -340,3 +341,18 @@ def test_first_token_release_is_logged_only_for_requests_with_an_id():
             assert text.endswith("data: [DONE]\n\n")
         seen = json.loads(http(s.url + "/sim/first-tokens")[1])
     assert seen["clock"] == "perf_counter" and list(seen["first_token_s"]) == ["client-1"]
+
+
+@pytest.mark.parametrize("path,body", [
+    ("/generate_stream", {"inputs": "a b", "parameters": {"max_new_tokens": 6, "details": True}}),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 6, "stream": True}),
+    ("/v1/completions", {"prompt": "a b", "max_tokens": 6, "stream": True})])
+def test_tgi_engine_written_stream_equals_the_per_token_path(path, body):
+    # A stall fault sends the stream through the per-token path; the same seed gives the same tokens.
+    texts = []
+    for faults in (FaultConfig(), FaultConfig(stall_s=0.01)):
+        with running_server(ServeOptions(flavor="tgi", fixed_ttft_ms=2, fixed_itl_ms=1, seed=5, faults=faults)) as s:
+            status, text, _ = http(s.url + path, body)
+        assert status == 200
+        texts.append(re.sub(r'"created":\d+', '"created":0', text))
+    assert texts[0] == texts[1] and texts[0].count("data:") >= 6

@@ -66,3 +66,22 @@ def test_off_by_default_and_cli_flags():
 def test_bad_rate_limit_values_are_config_errors(kw, msg):
     with pytest.raises(SimConfigError, match=msg):
         build_server(ServeOptions(**kw))
+
+
+def test_tgi_middle_event_bytes_equal_the_rendered_dict():
+    import random
+
+    from harness.sim.common import dumps
+    from harness.sim.textgen import TextGen
+    from harness.sim.tgi_api import native_middle_event
+
+    text = TextGen(random.Random(9))
+    for k in range(2000):
+        tid, txt, lp = text.token_details()
+        ev = {"index": k + 1, "token": {"id": tid, "text": txt, "logprob": lp, "special": False},
+              "generated_text": None, "details": None}
+        assert native_middle_event(k, tid, txt, lp) == f"data:{dumps(ev)}\n\n".encode()
+    for txt, lp in (('a "quoted" \\ word\n', -0.0), ("é ✓", -1e-05), ("", -2.0)):
+        ev = {"index": 1, "token": {"id": 5, "text": txt, "logprob": lp, "special": False},
+              "generated_text": None, "details": None}
+        assert native_middle_event(0, 5, txt, lp) == f"data:{dumps(ev)}\n\n".encode()
