@@ -11,6 +11,7 @@ import math
 import os
 import time
 from bisect import bisect_left
+from itertools import accumulate
 from decimal import Decimal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -237,18 +238,22 @@ def _geometric_duration_buckets() -> list[float]:
 
 
 class _Hist:
+    """Counts per bucket (one bisect per observation: TGI's sets have up to 100 buckets), added
+    up into the cumulative `le` counts at render time."""
+
     def __init__(self, buckets: list[float]):
         self.buckets = buckets
-        self.counts = [0] * len(buckets)
+        self.counts = [0] * (len(buckets) + 1)  # the last one: above every bucket
         self.sum = 0.0
         self.count = 0
 
     def observe(self, v: float) -> None:
-        for i, b in enumerate(self.buckets):
-            if v <= b:
-                self.counts[i] += 1
+        self.counts[bisect_left(self.buckets, v)] += 1
         self.sum += v
         self.count += 1
+
+    def cumulative(self) -> list[int]:
+        return list(accumulate(self.counts[:-1]))
 
 
 _TGI_HELP = {
@@ -344,7 +349,7 @@ class TgiMetrics:
             out += self._head(name, "gauge") + [f"{name} {rust_f64(float(v))}", ""]
         for name, h in self.hists.items():
             out += self._head(name, "histogram")
-            out += [f'{name}_bucket{{le="{rust_f64(b)}"}} {c}' for b, c in zip(h.buckets, h.counts)]
+            out += [f'{name}_bucket{{le="{rust_f64(b)}"}} {c}' for b, c in zip(h.buckets, h.cumulative())]
             out += [f'{name}_bucket{{le="+Inf"}} {h.count}', f"{name}_sum {rust_f64(h.sum)}",
                     f"{name}_count {h.count}", ""]
         return ("\n".join(out) + "\n").encode(), "text/plain; charset=utf-8"

@@ -328,6 +328,9 @@ def test_tgi_queue_and_inference_durations():
     assert v[("tgi_request_mean_time_per_token_duration_count", ())] == 2
     # inference starts once the request is batched: never longer than the whole request
     assert 0 < v[("tgi_request_inference_duration_sum", ())] <= v[("tgi_request_duration_sum", ())]
+    # 3 generated tokens each: every cumulative bucket from the first (2048 / 100 = 20.48) counts both
+    gen = sorted((float(dict(k[1])["le"]), c) for k, c in v.items() if k[0] == "tgi_request_generated_tokens_bucket")
+    assert len(gen) == 101 and gen[0] == (20.48, 2) and all(c == 2 for _, c in gen)
 
 
 def test_first_token_release_is_logged_only_for_requests_with_an_id():
