@@ -134,7 +134,10 @@ class Tracker:
         ttft = None if self.first_s is None else self.first_s - self.arrival_s
         self.ctx.metrics.on_finish(reason, self.prompt_tokens, self.generated, now - self.arrival_s, ttft,
                                    self.max_new_tokens)
-        sched = getattr(self.ticket, "scheduled_s", None)
+        # Drop the ticket: it holds the writer, which holds this tracker, and that cycle would keep
+        # the whole request (closures, buffers) alive until a garbage collection pass.
+        ticket, self.ticket = self.ticket, None
+        sched = getattr(ticket, "scheduled_s", None)
         if sched is not None and self.first_s is not None and reason not in ("abort", "error"):
             # The request's phases: queued → first scheduled → first token → last token.
             self.ctx.metrics.on_phases(max(sched - self.arrival_s, 0.0), max(self.first_s - sched, 0.0),

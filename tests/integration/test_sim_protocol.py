@@ -1,6 +1,7 @@
 """Wire protocol of the simulated server (vLLM and TGI flavors) over real sockets on 127.0.0.1."""
 
 import asyncio
+import gc
 import json
 import os
 import re
@@ -11,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import weakref
 from pathlib import Path
 
 import aiohttp
@@ -20,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from harness.sim.common import FaultConfig
 from harness.sim.server import ServeOptions
 from harness.sim.testing import running_server
+from tests.procs import wait_until
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -359,3 +362,23 @@ def test_tgi_engine_written_stream_equals_the_per_token_path(path, body):
         assert status == 200
         texts.append(re.sub(r'"created":\d+', '"created":0', text))
     assert texts[0] == texts[1] and texts[0].count("data:") >= 6
+
+
+@pytest.mark.parametrize("flavor,path,body", [
+    ("vllm", "/v1/completions", {"prompt": "a b", "max_tokens": 5, "stream": True}),
+    ("tgi", "/generate_stream", {"inputs": "a b", "parameters": {"max_new_tokens": 5}})])
+def test_a_finished_request_is_freed_without_the_garbage_collector(flavor, path, body):
+    # A reference cycle per request (ticket → writer → tracker → ticket) left every stream's objects
+    # to the collector, whose passes then delayed all streams by tens of milliseconds.
+    tickets = []
+    with running_server(ServeOptions(flavor=flavor, fixed_ttft_ms=1, fixed_itl_ms=1)) as s:
+        submit = s.ctx.engine.submit
+        s.ctx.engine.submit = lambda *a, **kw: tickets.append(weakref.ref(t := submit(*a, **kw))) or t
+        gc.disable()
+        try:
+            for _ in range(3):
+                assert http(s.url + path, body)[0] == 200
+            freed = wait_until(lambda: all(r() is None for r in tickets), timeout_s=5)
+        finally:
+            gc.enable()
+    assert len(tickets) == 3 and freed
