@@ -21,6 +21,7 @@ import gevent
 import gevent.pool
 from locust import FastHttpUser, LoadTestShape, between, constant, events, task
 from locust.exception import StopUser
+from locust.runners import MasterRunner, WorkerRunner
 
 from harness.config import LoadConfig, WorkloadConfig
 from harness.load.arrivals import arrival_times, rate_profile
@@ -33,13 +34,6 @@ from harness.load.workload import ChatSession, PromptSource, load_dataset, reque
 from harness.records import RecordWriter
 
 FORWARD_EVERY_S = 0.5  # workers send their records to the master this often (and at stop)
-
-
-def _role(environment) -> str:
-    from locust.runners import MasterRunner, WorkerRunner
-
-    r = environment.runner
-    return "master" if isinstance(r, MasterRunner) else "worker" if isinstance(r, WorkerRunner) else "local"
 
 
 class BridgeState:
@@ -196,9 +190,9 @@ def _on_init(environment, **_kw):
     else:  # run by hand: `locust -f loadtests/openai_chat.py --host URL -u 8 -t 30s`
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         cfg = {"records_path": f"reports/locust-{stamp}/requests.jsonl", "by_hand": True}
-    role = _role(environment)
-    st = environment.slabench = BridgeState(cfg, environment, role)
     runner = environment.runner
+    role = "master" if isinstance(runner, MasterRunner) else "worker" if isinstance(runner, WorkerRunner) else "local"
+    st = environment.slabench = BridgeState(cfg, environment, role)
     if role == "master":
         runner.register_message("slabench_records", st.on_records)
         runner.register_message("slabench_done", st.on_done)
