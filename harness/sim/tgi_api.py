@@ -78,17 +78,29 @@ class TgiApi(ApiBase):
                                                                "owned_by": m}]}, dumps=dumps)
 
     # ---- request parsing ----
-    async def _parse(self, request: web.Request, required: str):
-        """Body dict, or a plain-text axum-style rejection response."""
+    async def _intake(self, request: web.Request, required: str):
+        """Every generation route's start: (arrival time, body dict, None), or a plain-text
+        axum-style rejection as the third item. The request is counted (tgi_request_count) first."""
+        arrival = self.ctx.clock()
+        self.ctx.metrics.on_request()
         raw = await request.read()
         try:
             body = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return None, web.Response(status=400, text=f"Failed to parse the request body as JSON: {exc}")
+            return arrival, None, web.Response(status=400, text=f"Failed to parse the request body as JSON: {exc}")
         if not isinstance(body, dict) or required not in body:
-            return None, web.Response(status=422, text="Failed to deserialize the JSON body into the target type: "
-                                                        f"missing field `{required}` at line 1 column {len(raw)}")
-        return body, None
+            return arrival, None, web.Response(
+                status=422, text="Failed to deserialize the JSON body into the target type: "
+                                 f"missing field `{required}` at line 1 column {len(raw)}")
+        return arrival, body, None
+
+    @staticmethod
+    def _error_json(exc: TgiError) -> web.Response:
+        return web.json_response({"error": exc.message, "error_type": exc.etype}, status=exc.status)
+
+    @staticmethod
+    def _native_ignore_eos(body: dict, params: dict) -> bool:
+        return bool(params.get("ignore_eos") or body.get("ignore_eos"))  # simulator extension, either place
 
     def _limits(self, input_tokens: int, max_new: int | None) -> int:
         """Validate lengths as TGI's router does; returns max_new_tokens."""
@@ -161,9 +173,7 @@ class TgiApi(ApiBase):
 
     # ---- native API ----
     async def generate(self, request: web.Request) -> web.Response:
-        arrival = self.ctx.clock()
-        self.ctx.metrics.on_request()
-        body, bad = await self._parse(request, "inputs")
+        arrival, body, bad = await self._intake(request, "inputs")
         if bad:
             return bad
         params = body.get("parameters") or {}
@@ -171,7 +181,7 @@ class TgiApi(ApiBase):
             self._acquire()
         except TgiError as exc:
             self._fail(exc)
-            return web.json_response({"error": exc.message, "error_type": exc.etype}, status=exc.status)
+            return self._error_json(exc)
         try:
             input_tokens = self._input_tokens(body)
             max_new = self._limits(input_tokens, params.get("max_new_tokens"))
@@ -180,10 +190,10 @@ class TgiApi(ApiBase):
             def render(k, tid, txt, lp, last, reason) -> None:
                 toks.append({"id": tid, "text": txt, "logprob": lp, "special": False})
             reason = await self._run(request, None, arrival, input_tokens, max_new,
-                                     bool(params.get("ignore_eos") or body.get("ignore_eos")), render)
+                                     self._native_ignore_eos(body, params), render)
         except TgiError as exc:
             self._fail(exc)
-            return web.json_response({"error": exc.message, "error_type": exc.etype}, status=exc.status)
+            return self._error_json(exc)
         finally:
             self.ctx.in_flight -= 1
         out = {"generated_text": "".join(t["text"] for t in toks)}
@@ -203,9 +213,7 @@ class TgiApi(ApiBase):
         return count_words(inputs)
 
     async def generate_stream(self, request: web.Request) -> web.StreamResponse:
-        arrival = self.ctx.clock()
-        self.ctx.metrics.on_request()
-        body, bad = await self._parse(request, "inputs")
+        arrival, body, bad = await self._intake(request, "inputs")
         if bad:
             return bad
         params = body.get("parameters") or {}
@@ -235,7 +243,7 @@ class TgiApi(ApiBase):
                                      "seed": None, "input_length": input_tokens}
                 return f"data:{dumps(ev)}\n\n".encode()
             await self._run(request, resp, arrival, input_tokens, max_new,
-                            bool(params.get("ignore_eos") or body.get("ignore_eos")), render)
+                            self._native_ignore_eos(body, params), render)
         except TgiError as exc:
             self._fail(exc)
             await resp.write(f"data:{dumps({'error': exc.message, 'error_type': exc.etype})}\n\n".encode())
@@ -252,9 +260,7 @@ class TgiApi(ApiBase):
 
     async def _openai(self, request: web.Request, chat: bool) -> web.StreamResponse:
         ctx = self.ctx
-        arrival = ctx.clock()
-        ctx.metrics.on_request()
-        body, bad = await self._parse(request, "messages" if chat else "prompt")
+        arrival, body, bad = await self._intake(request, "messages" if chat else "prompt")
         if bad:
             return bad
         stream = bool(body.get("stream"))
@@ -340,7 +346,7 @@ class TgiApi(ApiBase):
 
     async def _openai_error(self, resp, exc: TgiError):
         if resp is None:
-            return web.json_response({"error": exc.message, "error_type": exc.etype}, status=exc.status)
+            return self._error_json(exc)
         # In-stream errors always say 422 in the payload (InferError::into_openai_event), HTTP 200.
         await resp.write(f"data:{dumps({'error': {'message': exc.message, 'http_status_code': 422}})}\n\n".encode())
         await resp.write(b"data:[DONE]\n\n")
