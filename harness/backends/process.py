@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections import deque
 from pathlib import Path
@@ -18,6 +20,12 @@ from pathlib import Path
 from harness.backends.base import BackendError
 
 REDACT_FLAGS = {"--api-key"}
+LIFELINE = Path(__file__).with_name("lifeline.py")
+
+
+def with_lifeline(argv: list[str]) -> list[str]:
+    """`argv` run through the lifeline shim, so the program gets SIGTERM if this process dies (even by SIGKILL)."""
+    return [sys.executable, "-S", str(LIFELINE), str(os.getpid()), *argv]
 
 
 def redact(argv: list[str]) -> list[str]:
@@ -63,11 +71,14 @@ class ChildProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
+        path = (self.env or os.environ).get("PATH")
+        if shutil.which(self.argv[0], path=path) is None:
+            raise BackendError(f"cannot start {self.argv[0]}: not found or not executable (is it installed and on PATH?)")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         try:
-            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                         env=self.env, start_new_session=True)
+            self.proc = subprocess.Popen(with_lifeline(self.argv), stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
         except OSError as exc:
             raise BackendError(f"cannot start {self.argv[0]}: {exc.strerror} (is it installed and on PATH?)") from None
         finally:
