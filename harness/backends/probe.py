@@ -5,6 +5,7 @@ Used by every backend's wait_ready; polls with a deadline and an injected clock/
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.error
@@ -14,17 +15,53 @@ from typing import Callable
 from harness.backends.base import BackendError
 
 
-def http_get(url: str, timeout_s: float = 2.0, headers: dict | None = None) -> tuple[int, bytes]:
-    """(status, body); status 0 with the reason as body when nothing answered."""
-    req = urllib.request.Request(url, headers=headers or {})
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+MAX_PROBE_BODY_BYTES = 1 << 20  # a health or model-list body is tiny; more is not read
+READ_BLOCK_BYTES = 16384
+
+
+def _read_capped(resp, deadline_s: float, clock, max_bytes: int = MAX_PROBE_BODY_BYTES) -> bytes:
+    """The body up to MAX_PROBE_BODY_BYTES, read by blocks until the wall-clock deadline.
+
+    urllib's timeout is per socket operation: a server trickling a byte a second would keep one
+    read alive forever, so the deadline is checked between blocks.
+    """
+    parts, size = [], 0
+    while size < max_bytes:
+        if clock() >= deadline_s:
+            raise TimeoutError("body still arriving at the probe deadline")
+        block = resp.read1(READ_BLOCK_BYTES) if hasattr(resp, "read1") else resp.read(READ_BLOCK_BYTES)
+        if not block:
+            break
+        parts.append(block)
+        size += len(block)
+    return b"".join(parts)[:max_bytes]
+
+
+def http_get(url: str, timeout_s: float = 2.0, headers: dict | None = None, clock=time.monotonic,
+             max_bytes: int = MAX_PROBE_BODY_BYTES, json_body: dict | None = None) -> tuple[int, bytes]:
+    """(status, body) within `timeout_s` of wall-clock time in all; status 0 with the reason as body
+    when nothing (or nothing complete) answered. The body is capped at `max_bytes`. With
+    `json_body` the request is a POST of that JSON.
+
+    Proxies from the environment are ignored on purpose: probes talk to the server under test
+    directly, and an http_proxy meant for the internet would otherwise swallow 127.0.0.1.
+    """
+    deadline_s = clock() + timeout_s
     try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
-            return resp.status, resp.read()
+        data = None if json_body is None else json.dumps(json_body).encode()
+        hdrs = {**(headers or {}), **({"Content-Type": "application/json"} if data is not None else {})}
+        req = urllib.request.Request(url, data=data, headers=hdrs)
+        with _OPENER.open(req, timeout=timeout_s) as resp:
+            return resp.status, _read_capped(resp, deadline_s, clock, max_bytes)
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read() if exc.fp else b""
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return 0, str(reason).encode()
+        try:
+            return exc.code, _read_capped(exc, deadline_s, clock, max_bytes) if exc.fp else b""
+        except (OSError, ValueError):
+            return exc.code, b""
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
+        reason = getattr(exc, "reason", None) or exc or type(exc).__name__
+        return 0, str(reason).encode(errors="replace")
 
 
 def served_model(base_url: str, headers: dict | None = None) -> str | None:
@@ -63,7 +100,9 @@ def wait_healthy(base_url: str, timeout_s: float, alive: Callable[[], str | None
         dead = alive()
         if dead:
             raise BackendError(dead)
-        status, body = http_get(f"{base_url}/health", timeout_s=2.0, headers=headers)
+        # Each probe ends by the overall deadline too (a /health that trickles forever must not hang us).
+        status, body = http_get(f"{base_url}/health", timeout_s=max(0.1, min(2.0, deadline - clock())),
+                                headers=headers)
         if status == 200:
             return
         last = f"HTTP {status}" if status else body.decode(errors="replace")

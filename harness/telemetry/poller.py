@@ -9,22 +9,25 @@ from __future__ import annotations
 import math
 import threading
 import time
-import urllib.request
 from typing import Any, Callable
 
 DEFAULT_HTTP_TIMEOUT_S = 2.0
 
 
-def http_get_text(url: str, timeout_s: float = DEFAULT_HTTP_TIMEOUT_S) -> str:
-    """GET `url` and return the body as text; raises on connect errors, timeouts and HTTP >= 400.
+MAX_SCRAPE_BYTES = 32 << 20  # a vLLM /metrics page is ~100 KB; a body past this is not telemetry
 
-    Proxies from the environment are ignored on purpose: telemetry talks to the server under test
-    directly, and an http_proxy meant for the internet would otherwise swallow 127.0.0.1 scrapes.
-    """
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with opener.open(url, timeout=timeout_s) as resp:
-        charset = resp.headers.get_content_charset() or "utf-8"
-        return resp.read().decode(charset, errors="replace")
+
+def http_get_text(url: str, timeout_s: float = DEFAULT_HTTP_TIMEOUT_S) -> str:
+    """GET `url` and return the body as text; raises OSError on connect errors, timeouts (the whole
+    exchange, not each read) and HTTP >= 400. Proxies are ignored (see backends.probe.http_get)."""
+    from harness.backends.probe import http_get
+
+    status, body = http_get(url, timeout_s=timeout_s, max_bytes=MAX_SCRAPE_BYTES)
+    if status == 0:
+        raise OSError(body.decode(errors="replace"))
+    if status >= 400:
+        raise OSError(f"HTTP {status}")
+    return body.decode("utf-8", errors="replace")
 
 
 class PeriodicPoller:
