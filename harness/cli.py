@@ -1,8 +1,9 @@
 """Command line: parse → run → exit code. Nothing else lives here.
 
-Exit codes: 0 ran (and with --gate no SLA row at FAIL); 1 --gate and a hard row FAILed;
-2 usage, scenario or harness error, or a backend that died mid-run (one line on stderr; partial
-results are still scored and reported); 130 interrupted (reports still written).
+Exit codes: 0 a valid run (and with --gate every hard row passes); 1 a valid run whose gate fails
+(a hard row FAIL, or INCONCLUSIVE without --allow-inconclusive, or a regression); 2 usage, scenario
+or harness error, or an invalid run (one line on stderr; partial results are still scored and
+reported); 130 interrupted (reports still written). No traceback ever reaches the user.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import tempfile
+import time
+import traceback
 from pathlib import Path
 
 EXIT_OK, EXIT_GATE_FAIL, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -29,6 +33,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--tolerance-pct", type=float, default=10.0,
                      help="change allowed before a metric counts as regressed (default 10)")
     run.add_argument("--target", help="use this running OpenAI/TGI-compatible server instead of launching one")
+    run.add_argument("--api-key-env", metavar="VAR",
+                     help="environment variable holding the --target server's API key (never the key itself)")
+    run.add_argument("--allow-inconclusive", action="store_true",
+                     help="--gate: do not fail on a hard row with too few samples to judge (INCONCLUSIVE)")
     run.add_argument("--processes", type=int, metavar="N", help="Locust worker processes on this machine")
     run.add_argument("--expect-workers", type=int, metavar="N",
                      help="run Locust as a master and wait for N `slabench worker`s (other machines)")
@@ -84,20 +92,52 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--gate", action="store_true",
                      help="exit 1 when any hard SLA row is FAIL (or, with a baseline, a metric regressed)")
     rep.add_argument("--baseline", metavar="RUN_DIR_OR_SUMMARY", help="add (or replace) the regression section")
-    rep.add_argument("--tolerance-pct", type=float, default=10.0)
+    rep.add_argument("--tolerance-pct", type=float, default=10.0,
+                     help="change allowed before a metric counts as regressed (default 10)")
+    rep.add_argument("--allow-inconclusive", action="store_true",
+                     help="--gate: do not fail on a hard row with too few samples to judge (INCONCLUSIVE)")
 
     sim = sub.add_parser("sim", help="the simulated vLLM/TGI server (`slabench sim serve --help`)", add_help=False)
     sim.add_argument("sim_args", nargs=argparse.REMAINDER)
     return p
 
 
-def _gate_code(summary: dict, gate: bool) -> int:
-    overall = (summary.get("sla") or {}).get("overall")
-    regressed = (summary.get("regression") or {}).get("verdict") == "REGRESSED"
-    return EXIT_GATE_FAIL if gate and (overall == "FAIL" or regressed) else EXIT_OK
+def _verdict_code(summary: dict, gate: bool, allow_inconclusive: bool = False) -> int:
+    """Exit code of a finished run: invalid → 2; with --gate, FAIL / INCONCLUSIVE / regression → 1."""
+    validity = summary.get("validity") or {"valid": True}
+    if not validity.get("valid", True):
+        reasons = "; ".join(validity.get("reasons") or ["unknown reason"])
+        _err(f"invalid run: {reasons} (the reports say so; no verdict was given)")
+        return EXIT_ERROR
+    if not gate:
+        return EXIT_OK
+    sla = summary.get("sla") or {}
+    if sla.get("overall") == "FAIL" or (summary.get("regression") or {}).get("verdict") == "REGRESSED":
+        return EXIT_GATE_FAIL
+    inconclusive = sla.get("inconclusive_hard") or ([] if sla.get("overall") != "INCONCLUSIVE" else ["?"])
+    if inconclusive and not allow_inconclusive:
+        needed = [r.get("needed_requests") for r in sla.get("rows") or [] if r.get("verdict") == "INCONCLUSIVE"]
+        more = max((int(x) for x in needed if x), default=None)
+        hint = f"a run of about {more} requests" if more else "a longer run"
+        _err(f"gate: {len(inconclusive)} hard SLA row(s) INCONCLUSIVE (too few samples): run {hint}, "
+             "or pass --allow-inconclusive")
+        return EXIT_GATE_FAIL
+    return EXIT_OK
 
 
-def _sigterm_as_interrupt(*_a) -> None:
+def _err(line: str) -> None:
+    _say(f"slabench: error: {line}", sys.stderr)
+
+
+def _say(line: str, stream=None) -> None:
+    """Print, surviving a terminal that went away (SIGHUP after an SSH drop: writes fail with EIO)."""
+    try:
+        print(line, file=stream or sys.stdout, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+def _signal_as_interrupt(*_a) -> None:
     raise KeyboardInterrupt
 
 
@@ -106,24 +146,23 @@ def cmd_run(args) -> int:
     from harness.runner import execute
 
     outcome = execute(args.scenario, out=args.out, sla=args.sla, target=args.target,
-                      echo=lambda s: print(s, flush=True), processes=args.processes,
+                      api_key_env=args.api_key_env, echo=_say, processes=args.processes,
                       expect_workers=args.expect_workers, master_bind_port=args.master_bind_port,
                       master_bind_host=args.master_bind_host, prometheus_port=args.prometheus_port,
                       baseline=args.baseline, tolerance_pct=args.tolerance_pct)
-    print(sla_table_text(outcome.summary))
+    _say(sla_table_text(outcome.summary))
     for note in outcome.summary.get("notes") or []:
-        print(f"note: {note}")
-    print(f"run folder: {outcome.run_dir}")
-    print(f"report: {outcome.reports.get('report.html', outcome.run_dir / 'report.html')}")
+        _say(f"note: {note}")
+    _say(f"run folder: {outcome.run_dir}")
+    _say(f"report: {outcome.reports.get('report.html', outcome.run_dir / 'report.html')}")
     if outcome.interrupted:
         return EXIT_INTERRUPTED
     if outcome.load_reason != "completed":
         # The backend died or Locust failed: the partial results are saved and scored, but the
         # run did not do what was asked, so no verdict is given in the exit code.
-        print(f"slabench: error: load ended early ({outcome.load_reason}); partial results were saved and scored",
-              file=sys.stderr)
+        _err(f"load ended early ({outcome.load_reason}); partial results were saved and scored")
         return EXIT_ERROR
-    return _gate_code(outcome.summary, args.gate)
+    return _verdict_code(outcome.summary, args.gate, args.allow_inconclusive)
 
 
 def cmd_worker(args) -> int:
@@ -155,7 +194,7 @@ def cmd_matrix(args) -> int:
 
     if args.precision is not None and not args.capacity:
         raise ConfigError("--precision sets the capacity search: add --capacity, or drop --precision")
-    out = run_matrix(args.matrix_file, out_dir=args.out, resume=args.resume, echo=lambda s: print(s, flush=True),
+    out = run_matrix(args.matrix_file, out_dir=args.out, resume=args.resume, echo=_say,
                      capacity=args.capacity, precision=0.05 if args.precision is None else args.precision)
     return EXIT_INTERRUPTED if out.interrupted else EXIT_OK
 
@@ -163,7 +202,7 @@ def cmd_matrix(args) -> int:
 def cmd_sweep(args) -> int:
     from harness.decide import run_sweep
 
-    out = run_sweep(args.scenario, out_dir=args.out, resume=args.resume, echo=lambda s: print(s, flush=True),
+    out = run_sweep(args.scenario, out_dir=args.out, resume=args.resume, echo=_say,
                     precision=args.precision, repeats=args.repeats, target_rps=args.target_rps,
                     concurrency=args.concurrency, headroom=args.headroom, offline=not args.live)
     print(f"sweep: {out.html}")
@@ -186,10 +225,10 @@ def cmd_report(args) -> int:
         attach_baseline(args.run_dir, args.baseline, args.tolerance_pct)
     paths = write_reports(args.run_dir)
     summary = json.loads(Path(paths["summary.json"]).read_text(encoding="utf-8"))
-    print(sla_table_text(summary))
+    _say(sla_table_text(summary))
     for name, path in paths.items():
-        print(f"{name}: {path}")
-    return _gate_code(summary, args.gate)
+        _say(f"{name}: {path}")
+    return _verdict_code(summary, args.gate, args.allow_inconclusive)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -203,26 +242,44 @@ def main(argv: list[str] | None = None) -> int:
     from harness.config import ConfigError
     from harness.runner import HarnessError
 
-    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    # SIGTERM and SIGHUP (a closed SSH session) stop a run like Ctrl-C: children torn down, reports written.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _signal_as_interrupt)
     try:
         commands = {"run": cmd_run, "report": cmd_report, "worker": cmd_worker, "check": cmd_check,
                     "alerts": cmd_alerts, "matrix": cmd_matrix, "sweep": cmd_sweep, "compare": cmd_compare}
         return commands[args.command](args)
     except (ConfigError, HarnessError) as exc:
-        print(f"slabench: error: {exc}", file=sys.stderr)
+        _err(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         return EXIT_ERROR
     except BackendError as exc:
         first, _, rest = str(exc).partition("\n")
-        print(f"slabench: error: {first}", file=sys.stderr)
+        _err(first)
         if rest:
-            print(rest.rstrip(), file=sys.stderr)
-        return EXIT_ERROR
-    except FileNotFoundError as exc:
-        print(f"slabench: error: {exc}", file=sys.stderr)
+            _say(rest.rstrip(), sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("slabench: interrupted", file=sys.stderr)
+        _say("slabench: interrupted", sys.stderr)
         return EXIT_INTERRUPTED
+    except OSError as exc:  # a file or folder we could not read or write: the OS says which and why
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        _err(f"{exc.strerror or exc}:{where}" if exc.strerror else str(exc))
+        return EXIT_ERROR
+    except Exception as exc:  # noqa: BLE001  (a bug: one line and a file with the details, never a traceback)
+        return _internal_error(exc)
+
+
+def _internal_error(exc: BaseException) -> int:
+    path = Path(tempfile.gettempdir()) / f"slabench-crash-{time.strftime('%Y%m%dT%H%M%S')}-{id(exc):x}.txt"
+    try:
+        path.write_text("".join(traceback.format_exception(exc)) + f"\nargv: {sys.argv}\n", encoding="utf-8")
+        where = f"details in {path}"
+    except OSError:
+        where = "no details could be saved"
+    first = (str(exc).splitlines() or [""])[0][:200]
+    _err(f"internal error ({type(exc).__name__}: {first}); this is a slabench bug: please report it with "
+         f"the command line and {where}")
+    return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import platform
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,20 +47,29 @@ def default_run_dir(name: str, now: datetime | None = None, root: Path = Path("r
     return root / f"{name}-{now.strftime('%Y%m%dT%H%M%SZ')}"
 
 
-def prepare(scenario_path: Path, sla: str | None, target: str | None, processes: int | None = None) -> Scenario:
+def prepare(scenario_path: Path, sla: str | None, target: str | None, processes: int | None = None,
+            api_key_env: str | None = None) -> Scenario:
     scn = load_scenario(scenario_path)
+    if api_key_env is not None and not target and not isinstance(scn.backend, ExternalBackend):
+        raise ConfigError("--api-key-env gives the key of a server you run (--target or backend.type: external); "
+                          "a launched backend takes backend.api_key_env in the scenario")
     if processes is not None:
         try:
             load = LoadConfig.model_validate({**scn.load.model_dump(exclude_unset=True), "processes": processes})
         except ValueError as exc:
             raise ConfigError(f"--processes: {str(exc).splitlines()[-1].strip()}") from None
         scn = scn.model_copy(update={"load": load})
-    if target:
-        api_key_env = scn.backend.api_key_env if isinstance(scn.backend, ExternalBackend) else None
+    if target or api_key_env is not None:
+        old = scn.backend if isinstance(scn.backend, ExternalBackend) else None
+        fields = {"url": target or (old.url if old else ""),
+                  "api_key_env": api_key_env if api_key_env is not None else (old.api_key_env if old else None)}
+        if old is not None and not target:
+            fields.update(model=old.model, startup_timeout_s=old.startup_timeout_s)
         try:
-            backend = ExternalBackend(url=target, api_key_env=api_key_env)
+            backend = ExternalBackend(**fields)
         except ValueError as exc:
-            raise ConfigError(f"--target: {str(exc).splitlines()[-1].strip()}") from None
+            flag = "--target" if target else "--api-key-env"
+            raise ConfigError(f"{flag}: {str(exc).splitlines()[-1].strip()}") from None
         scn = scn.model_copy(update={"backend": backend})
     ds = scn.workload.dataset
     if ds is not None and not Path(ds.path).is_absolute():
@@ -120,11 +132,11 @@ def _write_json(path: Path, obj: dict) -> None:
 
 
 def execute(scenario_path: Path, out: Path | None = None, sla: str | None = None, target: str | None = None,
-            echo: Callable[[str], None] = print, processes: int | None = None,
+            echo: Callable[[str], None] = print, processes: int | None = None, api_key_env: str | None = None,
             expect_workers: int | None = None, master_bind_port: int = 5557,
             master_bind_host: str = "*", prometheus_port: int | None = None,
             baseline: str | None = None, tolerance_pct: float = 10.0) -> RunOutcome:
-    scn = prepare(Path(scenario_path), sla, target, processes)
+    scn = prepare(Path(scenario_path), sla, target, processes, api_key_env)
     if baseline:
         from harness.scoring.regression import load_baseline
 
@@ -184,13 +196,36 @@ def execute(scenario_path: Path, out: Path | None = None, sla: str | None = None
     meta["interrupted"] = outcome_reason == "interrupted"
     if outcome_reason != "completed":
         meta["notes"].append(f"load ended early: {outcome_reason}")
+    if outcome_reason not in ("completed", "interrupted"):
+        # The server died, the target went away or the load generator failed: whatever was
+        # recorded is scored and reported, but the run did not measure what it was asked to.
+        meta["invalid_reasons"] = [f"load ended early: {outcome_reason}"]
     meta["finished_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     _write_json(meta_path, meta)
 
     from harness.report import attach_baseline, write_reports
 
-    if baseline:
-        attach_baseline(run_dir, baseline, tolerance_pct)
-    reports = write_reports(run_dir)
+    with held_interrupts() as held:  # a Ctrl-C now would lose the reports of a finished run
+        if baseline:
+            attach_baseline(run_dir, baseline, tolerance_pct)
+        reports = write_reports(run_dir)
+    if held:
+        echo("interrupted while writing the reports: they were finished first")
     summary = json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
-    return RunOutcome(run_dir, summary, reports, meta["interrupted"], outcome_reason)
+    return RunOutcome(run_dir, summary, reports, meta["interrupted"] or bool(held), outcome_reason)
+
+
+@contextmanager
+def held_interrupts():
+    """Defer SIGINT/SIGTERM/SIGHUP until the block ends; yields the list of signals that came."""
+    came: list[int] = []
+    sigs = [s for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)]
+    if threading.current_thread() is not threading.main_thread():
+        yield came  # handlers can only be set from the main thread; nothing to hold elsewhere
+        return
+    old = {s: signal.signal(s, lambda num, _f: came.append(num)) for s in sigs}
+    try:
+        yield came
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)

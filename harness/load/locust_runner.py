@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from harness.backends.process import ChildProcess, free_port
+from harness.backends.process import ChildProcess, free_port, tail
 from harness.config import Scenario
 from harness.load.progress import ProgressTail
 from harness.records import REQUESTS_FILE
@@ -135,5 +135,20 @@ def run_load(scn: Scenario, url: str, model: str | None, run_dir: Path, api_key_
         if reason == "completed" and rc not in (0, 1):  # 1 = some requests failed: data, not a crash
             reason = f"locust exited with code {rc}; see locust.log"
     meta_path = run_dir / LOCUST_META
-    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
+    except (OSError, ValueError):
+        meta = {}
+    if not isinstance(meta, dict):
+        meta = {}
+    if reason == "completed" and not meta:
+        # The bridge writes locust_meta.json when the test stops; without it Locust never ran our
+        # users (bad locustfile, import error, a worker that crashed at start).
+        reason = f"the load generator never started: {last_line(run_dir / 'locust.log')} (see locust.log)"
     return LoadOutcome(rc, reason, meta)
+
+
+def last_line(path: Path) -> str:
+    """The last non-empty line of a log, for a one-line reason ('no output' when there is none)."""
+    lines = [ln.strip() for ln in tail(path, 20).splitlines() if ln.strip()]
+    return lines[-1][:300] if lines else "no output"

@@ -23,6 +23,7 @@ from harness.scoring.sla import evaluate, resolve_policy
 from harness.scoring.stats import MIN_TAIL_SAMPLES, PERCENTILE_METHOD
 from harness.scoring.table import RecordTable, table_of
 from harness.scoring.timeseries import table_timeseries
+from harness.scoring.validity import run_validity
 
 SCHEMA_VERSION = 1
 MULTI_TOKEN_CHUNKS = 1.05  # mean output tokens per text chunk above which the report warns
@@ -125,8 +126,10 @@ def summarize(run: RunResult) -> dict:
     load_gen = load_generator_health(dists["schedule_lag_s"], meta)
     if load_gen["saturated"]:
         notes.append(load_gen["note"])
+    validity = run_validity(meta, table, scored, getattr(run, "reader_problems", None))
     summary = {
         "schema_version": SCHEMA_VERSION,
+        "validity": validity,
         "run": _run_echo(run),
         "window": window.as_dict(),
         "counts": {"total": n, "ok": n_ok, "errors": n - n_ok, "scored": n_scored,
