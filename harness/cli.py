@@ -83,9 +83,10 @@ def _parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--out", type=Path)
 
     wrk = sub.add_parser("worker", help="a Locust worker for a `slabench run --expect-workers N` master")
-    wrk.add_argument("--master-host", required=True)
-    wrk.add_argument("--master-port", type=int, default=5557)
-    wrk.add_argument("--api", default="openai-chat", choices=["openai-chat", "openai-completions", "tgi-generate-stream"])
+    wrk.add_argument("--master-host", required=True, help="address of the `slabench run --expect-workers N` machine")
+    wrk.add_argument("--master-port", type=int, default=5557, help="the master's --master-bind-port (default 5557)")
+    wrk.add_argument("--api", default=None, choices=["openai-chat", "openai-completions", "tgi-generate-stream"],
+                     help="load only this API's user class (default: all; the master's scenario picks)")
 
     rep = sub.add_parser("report", help="re-render every report of a saved run folder")
     rep.add_argument("run_dir", type=Path)

@@ -28,6 +28,7 @@ LOADTESTS_DIR = Path(__file__).resolve().parents[2] / "loadtests"
 LOCUST_META = "locust_meta.json"
 LOCUST_STATUS = "locust_status.json"
 STARTUP_SLACK_S = 30.0  # Locust's own start (imports, spawning) on a slow 2-core machine
+STOP_SLACK_S = 15.0  # after SIGTERM and the drain: cancelled records, workers' flush, Locust's report
 WORKER_WAIT_S = 300.0  # master mode: how long remote workers may take to connect
 
 
@@ -59,16 +60,26 @@ class Distribution:
         return []
 
 
-def worker_argv(api: str, master_host: str, master_port: int = 5557) -> list[str]:
-    """A Locust worker for `slabench run --expect-workers N` on another machine (or this one)."""
-    return [sys.executable, "-m", "locust", "-f", str(LOADTESTS_DIR / LOCUSTFILES[api]), "--worker",
+WORKER_LOCUSTFILE = "any_api.py"  # every user class: the master's scenario picks which one runs
+
+
+def worker_argv(api: str | None, master_host: str, master_port: int = 5557) -> list[str]:
+    """A Locust worker for `slabench run --expect-workers N` on another machine (or this one).
+
+    Without `api` the worker loads every user class, so it cannot disagree with its master's API
+    (a worker with the wrong one crashed at start and the master ran no request at all).
+    """
+    locustfile = LOCUSTFILES[api] if api else WORKER_LOCUSTFILE
+    return [sys.executable, "-m", "locust", "-f", str(LOADTESTS_DIR / locustfile), "--worker",
             "--master-host", master_host, "--master-port", str(master_port)]
 
 
 def locust_argv(scn: Scenario, url: str, run_dir: Path, config_path: Path,
                 dist: Distribution = Distribution()) -> list[str]:
     load = scn.load
-    stop_timeout_s = min(load.timeout_s, 60.0)  # let in-flight requests finish and be recorded
+    # At stop, in-flight requests get drain_timeout_s to finish; Locust then kills their users and
+    # the bridge records each one as cancelled_at_stop.
+    stop_timeout_s = load.drain_timeout_s
     # Users over time come from the scenario through the locustfile's load shape (SlabenchShape),
     # so no -u/-r/-t here: closed-loop stages, open-loop dispatch and the end of the run are its job.
     return [sys.executable, "-m", "locust", "-f", str(LOADTESTS_DIR / LOCUSTFILES[load.api]), "--headless",
@@ -98,15 +109,15 @@ def run_load(scn: Scenario, url: str, model: str | None, run_dir: Path, api_key_
     config_path.write_text(json.dumps(cfg, indent=1), encoding="utf-8")
     dist = dist or Distribution(processes=scn.load.processes)
     child = ChildProcess(locust_argv(scn, url, run_dir, config_path, dist), run_dir / "locust.log",
-                         stop_grace_s=min(scn.load.timeout_s, 60.0) + 5)
+                         stop_grace_s=scn.load.drain_timeout_s + STOP_SLACK_S)
     tail = ProgressTail(run_dir / REQUESTS_FILE, status_path=run_dir / LOCUST_STATUS,
                         offered_rps=_offered_rps(scn))
     total_s = scn.load.duration_s
-    deadline_s = total_s + min(scn.load.timeout_s, 60.0) + STARTUP_SLACK_S
+    deadline_s = total_s + scn.load.drain_timeout_s + STARTUP_SLACK_S
     if dist.expect_workers:
         deadline_s += WORKER_WAIT_S
         echo(f"waiting for {dist.expect_workers} worker(s): slabench worker --master-host THIS_HOST "
-             f"--master-port {dist.master_bind_port} --api {scn.load.api}")
+             f"--master-port {dist.master_bind_port}")
     t0 = time.perf_counter()
     next_print = t0 + progress_every_s
     reason = "completed"

@@ -15,12 +15,12 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
 
 
-def scenario(tmp_path, users=6, duration_s=6):
+def scenario(tmp_path, users=6, duration_s=6, api="openai-chat", flavor="vllm"):
     path = tmp_path / "scenario.yaml"
     path.write_text(f"""
 name: dist
-backend: {{type: sim, flavor: vllm, model: llama-3-8b, gpu: a100-80gb, fixed_ttft_ms: 20, fixed_itl_ms: 5}}
-load: {{api: openai-chat, users: {users}, duration_s: {duration_s}}}
+backend: {{type: sim, flavor: {flavor}, model: llama-3-8b, gpu: a100-80gb, fixed_ttft_ms: 20, fixed_itl_ms: 5}}
+load: {{api: {api}, users: {users}, duration_s: {duration_s}}}
 workload: {{prompt_tokens: 8, output_tokens: 16}}
 """)
     return path
@@ -56,14 +56,17 @@ def test_processes_on_one_machine(tmp_path):
 
 
 def test_master_and_two_workers(tmp_path):
+    # The master's scenario is TGI's API; the workers are started without --api (they once defaulted
+    # to openai-chat, crashed at start, and the master measured nothing).
     out = tmp_path / "run"
     port = free_port()
-    master = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(scenario(tmp_path)), "--out", str(out),
+    scn = scenario(tmp_path, api="tgi-generate-stream", flavor="tgi")
+    master = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(scn), "--out", str(out),
                                "--expect-workers", "2", "--master-bind-port", str(port),
                                "--master-bind-host", "127.0.0.1"],
                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     workers = [subprocess.Popen([sys.executable, "-m", "harness.cli", "worker", "--master-host", "127.0.0.1",
-                                 "--master-port", str(port), "--api", "openai-chat"], cwd=ROOT,
+                                 "--master-port", str(port)], cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     try:
         _, err = master.communicate(timeout=150)
