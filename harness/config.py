@@ -8,6 +8,7 @@ that policies are validated against the same names scoring computes.
 from __future__ import annotations
 
 import difflib
+import os
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal, Union
@@ -16,17 +17,43 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 # ConfigError and format_validation_error are re-exported: callers import them from here.
-from harness.config_errors import ConfigError, format_validation_error
+from harness.config_errors import ConfigError, clip, format_validation_error
 from harness.config_errors import read_yaml as _read_yaml
 from harness.config_backends import (  # noqa: F401  (re-exported: harness.config is the one entry point)
-    TGI_QUANTIZATIONS, VLLM_QUANTIZATIONS, BackendConfig, ExternalBackend, SimBackend, TgiBackend, VllmBackend)
+    MAX_SEED, TGI_QUANTIZATIONS, VLLM_QUANTIZATIONS, BackendConfig, ExternalBackend, Seed, SimBackend, TgiBackend,
+    VllmBackend)
 
 # Where shipped SLA policies live (resolved relative to the repo / working directory).
 SLA_DIR = Path("scenarios") / "sla"
 
+# Bounds no real test needs to exceed. Past them a value is a typo (1e9 for 1e3) that would hang the
+# run or exhaust memory before the first request, so it is refused with the bound in the message.
+MAX_DURATION_S = 7 * 24 * 3600.0  # a week-long soak is the longest run anyone schedules
+MAX_REQUEST_TIMEOUT_S = 86_400.0  # one request streaming for more than a day is a hang, not a latency
+# One open-loop dispatcher sends thousands of req/s (README); 1e5 is well beyond what one process
+# (or the server behind it) sustains, and far below a typo like 1e9.
+MAX_RATE_RPS = 100_000.0
+# Requests one open-loop run may schedule (rate x duration): each becomes a record that scoring
+# loads (about 0.5 KB in requests.jsonl), and offline (simulated-time) runs hold the whole schedule
+# in memory. 5M is a 14-hour soak at 100 req/s; more needs max_requests or a lower rate.
+MAX_SCHEDULED_REQUESTS = 5_000_000
+MAX_USERS = 10_000  # closed-loop users (greenlets) per run
+MAX_SPAWN_RATE = 10_000.0  # users started per second: all of MAX_USERS within one second
+# Token lengths per request: the workload sampler clips at 1M tokens, the longest context windows.
+MAX_TOKENS = 1_000_000
+MAX_IN_FLIGHT = 100_000  # concurrent open-loop requests (each holds a socket)
+MAX_SLA_VALUE = 1e12  # SLA targets and alerts: above any latency, rate or count a policy sets
+MAX_GPU_PRICE_USD_PER_HOUR = 10_000.0  # the dearest 8-GPU cloud node costs about $100/hour
+MAX_GPUS = 4096
+# Gamma shape (burstiness): 0.01 has a gap CV of 10 (nearly every request in a few bursts), 1000 a CV
+# of 0.03 (indistinguishable from constant); outside that range the sampler degenerates.
+MIN_BURSTINESS, MAX_BURSTINESS = 0.01, 1000.0
+
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN and infinity are refused in every float field: a NaN SLA threshold never fails, an
+    # infinite duration never ends.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 # ---------------------------------------------------------------- metrics catalog
@@ -53,8 +80,8 @@ Stat = Literal["p50", "p90", "p95", "p99", "p99.9", "mean", "max", "min", "value
 class SlaRow(_Model):
     metric: str
     stat: Stat = "value"
-    target: float
-    alert: float
+    target: float = Field(ge=0, le=MAX_SLA_VALUE)  # every metric is >= 0
+    alert: float = Field(ge=0, le=MAX_SLA_VALUE)
     hard: bool = True  # gates (FAIL ends CI) vs advisory (informs only)
     label: str | None = None
 
@@ -94,6 +121,8 @@ class SlaRow(_Model):
 class SlaPolicy(_Model):
     name: str
     description: str = ""
+    # A tail row (p99, p99.9) judged on fewer samples than this is INCONCLUSIVE, never PASS.
+    min_samples: int = Field(100, ge=1, le=10_000_000)
     rows: list[SlaRow] = Field(min_length=1)
 
 
@@ -105,11 +134,12 @@ class TokenDist(_Model):
     """A token-length distribution; a bare integer in YAML means `fixed`."""
 
     dist: Literal["fixed", "uniform", "normal", "lognormal"] = "fixed"
-    value: int | None = Field(None, ge=1)
-    min: int = Field(1, ge=1)
-    max: int | None = Field(None, ge=1)
-    mean: float | None = Field(None, gt=0)
-    stddev: float | None = Field(None, ge=0)
+    value: int | None = Field(None, ge=1, le=MAX_TOKENS)
+    min: int = Field(1, ge=1, le=MAX_TOKENS)
+    max: int | None = Field(None, ge=1, le=MAX_TOKENS)
+    # A mean below one token is not a length (and stddev/mean would overflow the lognormal's sigma).
+    mean: float | None = Field(None, ge=1, le=MAX_TOKENS)
+    stddev: float | None = Field(None, ge=0, le=MAX_TOKENS)
 
     @model_validator(mode="before")
     @classmethod
@@ -132,41 +162,45 @@ class TokenDist(_Model):
 class RateStageConfig(_Model):
     """One open-loop stage: a constant rate, or a linear ramp to `end_rate_rps` (a spike is a short stage)."""
 
-    duration_s: float = Field(gt=0)
-    rate_rps: float = Field(ge=0)
-    end_rate_rps: float | None = Field(None, ge=0)
+    duration_s: float = Field(gt=0, le=MAX_DURATION_S)
+    rate_rps: float = Field(ge=0, le=MAX_RATE_RPS)
+    end_rate_rps: float | None = Field(None, ge=0, le=MAX_RATE_RPS)
 
 
 class UserStageConfig(_Model):
     """One closed-loop stage: hold `users` (reached at `spawn_rate` users/s; default: at once)."""
 
-    duration_s: float = Field(gt=0)
-    users: int = Field(ge=0, le=10000)
-    spawn_rate: float | None = Field(None, gt=0)
+    duration_s: float = Field(gt=0, le=MAX_DURATION_S)
+    users: int = Field(ge=0, le=MAX_USERS)
+    spawn_rate: float | None = Field(None, gt=0, le=MAX_SPAWN_RATE)
 
 
 class LoadConfig(_Model):
     api: Literal["openai-chat", "openai-completions", "tgi-generate-stream"] = "openai-chat"
     mode: Literal["closed", "open"] = "closed"
     # closed loop: N users, each sends its next request when the last one ends (+ think time)
-    users: int = Field(8, ge=1, le=10000)
-    spawn_rate: float | None = Field(None, gt=0)  # users started per second; default: all at once
-    think_time_s: float = Field(0, ge=0)
-    think_time_max_s: float | None = Field(None, ge=0)  # set: think time uniform in [think_time_s, this]
+    users: int = Field(8, ge=1, le=MAX_USERS)
+    spawn_rate: float | None = Field(None, gt=0, le=MAX_SPAWN_RATE)  # users started per second; default: all at once
+    think_time_s: float = Field(0, ge=0, le=MAX_DURATION_S)
+    think_time_max_s: float | None = Field(None, ge=0, le=MAX_DURATION_S)  # set: uniform in [think_time_s, this]
     # open loop: requests sent at scheduled times whatever the server does
-    rate_rps: float | None = Field(None, gt=0)
+    rate_rps: float | None = Field(None, gt=0, le=MAX_RATE_RPS)
     arrival: Literal["constant", "poisson", "gamma"] = "poisson"
-    burstiness: float = Field(1.0, gt=0)  # gamma shape: < 1 burstier than Poisson, 1 = Poisson
-    max_in_flight: int | None = Field(1024, ge=1)  # requests it holds back are counted
+    # gamma shape: < 1 burstier than Poisson, 1 = Poisson
+    burstiness: float = Field(1.0, ge=MIN_BURSTINESS, le=MAX_BURSTINESS)
+    max_in_flight: int | None = Field(1024, ge=1, le=MAX_IN_FLIGHT)  # requests it holds back are counted
     stages: list[RateStageConfig] | None = None  # open loop: rate steps, ramps, spikes, soak
     user_stages: list[UserStageConfig] | None = None  # closed loop: user steps, ramps, spikes, soak
     # both
     processes: int = Field(1, ge=1, le=256)  # Locust worker processes on this machine (--processes)
-    duration_s: float = Field(30, gt=0)
-    max_requests: int | None = Field(None, ge=1)
-    warmup_s: float = Field(0, ge=0)  # recorded, excluded from scoring
-    cooldown_s: float = Field(0, ge=0)  # recorded, excluded from scoring
-    timeout_s: float = Field(120, gt=0)
+    duration_s: float = Field(30, gt=0, le=MAX_DURATION_S)
+    max_requests: int | None = Field(None, ge=1, le=1_000_000_000)
+    warmup_s: float = Field(0, ge=0, le=MAX_DURATION_S)  # recorded, excluded from scoring
+    cooldown_s: float = Field(0, ge=0, le=MAX_DURATION_S)  # recorded, excluded from scoring
+    timeout_s: float = Field(120, gt=0, le=MAX_REQUEST_TIMEOUT_S)
+    # At stop, requests still in flight get this long to finish; the rest are recorded as
+    # `cancelled_at_stop` (with their TTFT if the first token came), never dropped.
+    drain_timeout_s: float = Field(10, ge=0, le=600)
 
     @model_validator(mode="after")
     def _modes(self) -> "LoadConfig":
@@ -180,6 +214,8 @@ class LoadConfig(_Model):
                 if "duration_s" in self.model_fields_set and abs(total - self.duration_s) > 1e-9:
                     raise ValueError(f"duration_s ({self.duration_s:g}) differs from the sum of stages ({total:g}): omit duration_s")
                 self.duration_s = total
+                self._check_stage_sum()
+            self._check_schedule()
         else:
             set_open = [k for k in ("rate_rps", "stages") if getattr(self, k) is not None]
             if set_open:
@@ -189,6 +225,7 @@ class LoadConfig(_Model):
                 if "duration_s" in self.model_fields_set and abs(total - self.duration_s) > 1e-9:
                     raise ValueError(f"duration_s ({self.duration_s:g}) differs from the sum of user_stages ({total:g}): omit duration_s")
                 self.duration_s = total
+                self._check_stage_sum()
         if self.mode == "open" and self.user_stages:
             raise ValueError("user_stages apply to mode: closed; open loop uses stages (rates)")
         if self.think_time_max_s is not None and self.think_time_max_s < self.think_time_s:
@@ -198,6 +235,22 @@ class LoadConfig(_Model):
                 f"warmup_s + cooldown_s ({self.warmup_s + self.cooldown_s:g}) must be shorter than duration_s ({self.duration_s:g})"
             )
         return self
+
+    def _check_stage_sum(self) -> None:
+        if self.duration_s > MAX_DURATION_S:
+            raise ValueError(f"the stages add up to {self.duration_s:g} s, over the {MAX_DURATION_S:g} s (7 day) "
+                             "limit: shorten them, or split the soak into several runs")
+
+    def _check_schedule(self) -> None:
+        """Refuse an open-loop profile that schedules more requests than a run can record and score."""
+        stages = self.rate_stages()
+        expected = sum(s.duration_s * (s.rate_rps + (s.rate_rps if s.end_rate_rps is None else s.end_rate_rps)) / 2
+                       for s in stages)
+        capped = min(expected, self.max_requests) if self.max_requests else expected
+        if capped > MAX_SCHEDULED_REQUESTS:
+            raise ValueError(f"rate x duration schedules about {expected:.3g} requests, over the "
+                             f"{MAX_SCHEDULED_REQUESTS:,} one run records: lower rate_rps or duration_s, "
+                             "or set max_requests")
 
     def closed_stages(self) -> list[UserStageConfig]:
         """The closed-loop user profile (one stage for plain `users`)."""
@@ -224,24 +277,25 @@ class DatasetConfig(_Model):
 class WorkloadConfig(_Model):
     prompt_tokens: TokenDist = TokenDist(value=128)
     output_tokens: TokenDist = TokenDist(value=128)
-    shared_prefix_tokens: int = Field(0, ge=0)  # the same leading words on every prompt (prefix caching)
+    shared_prefix_tokens: int = Field(0, ge=0, le=MAX_TOKENS)  # the same leading words on every prompt (prefix caching)
     dataset: DatasetConfig | None = None  # replaces synthetic prompts (and output lengths it carries)
     turns: int = Field(1, ge=1, le=100)  # >1: multi-turn chat sessions whose history grows each turn
     # OpenAI APIs: ask for usage in every chunk (vLLM's stream_options.continuous_usage_stats), so each
     # record says how many tokens every chunk carried (chunk_tokens). Costs a JSON parse per chunk.
     usage_every_chunk: bool = False
-    seed: int = 0
+    seed: Seed = 0
 
 
 class CostConfig(_Model):
-    gpu_price_usd_per_hour: float | None = Field(None, ge=0)  # default: the guide's table by GPU
+    gpu_price_usd_per_hour: float | None = Field(None, ge=0, le=MAX_GPU_PRICE_USD_PER_HOUR)  # default: guide's table
     price_set_on: date | None = None
-    gpu_count: int | None = Field(None, ge=1)  # default: tensor_parallel_size of a sim backend, else 1
+    gpu_count: int | None = Field(None, ge=1, le=MAX_GPUS)  # default: tensor_parallel_size of a sim backend, else 1
     gpu: str | None = None  # GPU id for the price lookup when the backend does not say
 
 
 class Scenario(_Model):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    # The name starts the run folder's name, which must fit in a file name (255 bytes).
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
     description: str = ""
     backend: BackendConfig = SimBackend()
     load: LoadConfig = LoadConfig()
@@ -280,7 +334,14 @@ def parse_scenario(data: Any, source: str = "scenario") -> Scenario:
 
 def load_scenario(path: Path | str) -> Scenario:
     p = Path(path)
-    return parse_scenario(_read_yaml(p), str(p))
+    return parse_scenario(_read_yaml(p, "scenario file"), str(p))
+
+
+def _is_file(p: Path) -> bool:
+    try:
+        return p.is_file()
+    except (OSError, ValueError):  # a name too long, a folder we may not enter: not a candidate
+        return False
 
 
 def load_sla(ref: str | Path | SlaPolicy, search_dirs: tuple[Path, ...] = ()) -> SlaPolicy:
@@ -288,17 +349,20 @@ def load_sla(ref: str | Path | SlaPolicy, search_dirs: tuple[Path, ...] = ()) ->
     if isinstance(ref, SlaPolicy):
         return ref
     p = Path(ref)
-    candidates = [p] if p.suffix in {".yaml", ".yml"} else []
+    explicit = p.suffix in {".yaml", ".yml"}
+    candidates = [p] if explicit else []
     for d in (*search_dirs, SLA_DIR, Path(__file__).resolve().parent.parent / SLA_DIR):
         candidates += [d / f"{ref}.yaml", d / str(ref)]
     for c in candidates:
-        if c.is_file():
-            data = _read_yaml(c)
+        # An explicit .yaml path that exists is read even when it is not a file (a folder, a FIFO):
+        # the reader then says exactly what is wrong with it instead of "not found".
+        if _is_file(c) or (c is p and explicit and os.path.lexists(p)):
+            data = _read_yaml(c, "SLA policy file")
             try:
                 return SlaPolicy.model_validate(data)
             except ValidationError as exc:
                 raise ConfigError(format_validation_error(str(c), exc, SlaPolicy)) from None
-    raise ConfigError(f"SLA policy '{ref}' not found: give a .yaml path or a name from {SLA_DIR}/")
+    raise ConfigError(f"SLA policy '{clip(ref)}' not found: give a .yaml path or a name from {SLA_DIR}/")
 
 
 def resolve_scenario(scn: Scenario, sla_override: str | None = None, base_dir: Path | None = None) -> Scenario:

@@ -7,13 +7,97 @@ the real server would refuse, with one-line messages.
 from __future__ import annotations
 
 import difflib
+import ipaddress
+import re
 from typing import Annotated, Literal, Union
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+# Bounds no real deployment needs to exceed; past them a value is a typo (1e9 for 1e3) that would
+# hang a launch or exhaust memory, so it is refused with the bound in the message.
+MAX_CONTEXT_TOKENS = 10_000_000  # the longest context window models ship today (10M tokens)
+MAX_SEQS = 100_000  # concurrent sequences per server; real engines run hundreds to a few thousand
+MAX_BATCH_TOKENS = 1_000_000_000  # TGI --max-batch-total-tokens: all sequences of a batch together
+MAX_PARALLEL = 1024  # tensor-parallel GPUs / TGI shards: multi-node deployments stay well below
+MAX_STARTUP_S = 86_400.0  # a day: downloading and loading the largest weights takes hours, not days
+# Simulated seconds per wall second. Below 1e-3 a 1 s request takes over 16 minutes of wall time;
+# above 1e6 a token's simulated time is below the event loop's timer resolution.
+MIN_SPEED, MAX_SPEED = 1e-3, 1e6
+MAX_FIXED_MS = 3_600_000.0  # calibration TTFT/ITL: an hour per token is no longer a latency test
+MAX_SEED = 2**63 - 1  # seeds travel on command lines and in JSON as 64-bit integers
+MAX_URL_CHARS = 2048
+
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN and infinity are refused in every float field: a NaN threshold never fails, an infinite
+    # duration never ends.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+SECRET_FLAGS = ("--api-key",)
+
+
+def no_secrets(args: list[str]) -> list[str]:
+    """extra_args without secrets: a key there would land in scenario.yaml, meta.json, the reports and
+    the process list, so it is refused when the scenario is read, before anything is written."""
+    for a in args:
+        if a.split("=", 1)[0] in SECRET_FLAGS:
+            raise ValueError(f"{a.split('=', 1)[0]} in extra_args would write the key into the run folder and "
+                             "the process list: export it in a variable and set backend.api_key_env to its name")
+    return args
+
+
+Seed = Annotated[int, Field(ge=-MAX_SEED - 1, le=MAX_SEED)]
+# A hostname: dot-separated labels of ASCII letters, digits, '-' and '_' (Docker service names).
+_HOST_RX = re.compile(r"^(?=.{1,253}\.?$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+                      r"(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$")
+
+
+def check_url(url: str) -> str:
+    """A server base URL, validated (scheme, host, port; no spaces or credentials) and without a trailing '/'.
+
+    A non-ASCII host is refused rather than converted: Python's codec implements IDNA 2003, which
+    maps some names (e.g. 'ß') to a different host than IDNA 2008 resolvers do, so converting could
+    load-test the wrong server. The message asks for the host's ASCII (punycode) form.
+    """
+    shown = url if len(url) <= 80 else url[:77] + "..."
+    if len(url) > MAX_URL_CHARS:
+        raise ValueError(f"url '{shown}' is longer than {MAX_URL_CHARS} characters: give the server's base URL")
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        raise ValueError(f"url '{shown}' contains a space or control character: remove it (or percent-encode it)")
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"url '{shown}' must start with http:// or https://")
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # an unbalanced or invalid [IPv6] host
+        raise ValueError(f"url '{shown}' is not a valid URL ({exc})") from None
+    if "@" in parts.netloc:
+        raise ValueError(f"url '{shown}' carries credentials: remove them and put the API key in an environment "
+                         "variable (api_key_env)")
+    host = parts.hostname or ""
+    if not host:
+        raise ValueError(f"url '{shown}' has no host: use e.g. http://127.0.0.1:8000")
+    if not host.isascii():
+        raise ValueError(f"url '{shown}': host '{host}' is not ASCII: use its ASCII (punycode, xn--...) form")
+    if not url.isascii():  # the load client writes the path into the request line as it is
+        raise ValueError(f"url '{shown}' has non-ASCII characters in its path: percent-encode them")
+    if parts.netloc.startswith("["):
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"url '{shown}': '[{host}]' is not a valid IPv6 address") from None
+    elif not _HOST_RX.match(host):
+        raise ValueError(f"url '{shown}': '{host}' is not a valid host name (letters, digits, '-', '.')")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"url '{shown}': the port must be a number from 1 to 65535") from None
+    if port == 0:
+        raise ValueError(f"url '{shown}': the port must be a number from 1 to 65535")
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        raise ValueError(f"url '{shown}' must be the server's base URL, without '?query' or '#fragment'")
+    return url.rstrip("/")
 
 
 class SimBackend(_Model):
@@ -24,15 +108,18 @@ class SimBackend(_Model):
     model: str = "llama-3-8b"
     gpu: str = "a100-80gb"
     quantization: str = "fp16"
-    tensor_parallel_size: int = Field(1, ge=1)
-    seed: int = 0
-    speed: float = Field(1.0, gt=0)
-    fixed_ttft_ms: float | None = Field(None, ge=0)
-    fixed_itl_ms: float | None = Field(None, ge=0)
-    max_num_seqs: int | None = Field(None, ge=1)
-    max_model_len: int | None = Field(None, ge=16)
+    tensor_parallel_size: int = Field(1, ge=1, le=MAX_PARALLEL)
+    seed: Seed = 0
+    speed: float = Field(1.0, ge=MIN_SPEED, le=MAX_SPEED)
+    fixed_ttft_ms: float | None = Field(None, ge=0, le=MAX_FIXED_MS)
+    fixed_itl_ms: float | None = Field(None, ge=0, le=MAX_FIXED_MS)
+    max_num_seqs: int | None = Field(None, ge=1, le=MAX_SEQS)
+    max_model_len: int | None = Field(None, ge=16, le=MAX_CONTEXT_TOKENS)
     extra_args: list[str] = []
-    startup_timeout_s: float = Field(60, gt=0)
+    api_key_env: str | None = None  # the sim's gateway key, handed over in its environment (never argv)
+    startup_timeout_s: float = Field(60, gt=0, le=MAX_STARTUP_S)
+
+    _no_secrets = field_validator("extra_args")(classmethod(lambda cls, v: no_secrets(v)))
 
     @model_validator(mode="after")
     def _fixed_pair(self) -> "SimBackend":
@@ -48,14 +135,12 @@ class ExternalBackend(_Model):
     url: str
     model: str | None = None  # served model name; asked from /v1/models when not set
     api_key_env: str | None = None  # name of the environment variable holding the API key
-    startup_timeout_s: float = Field(10, gt=0)
+    startup_timeout_s: float = Field(10, gt=0, le=MAX_STARTUP_S)
 
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        if not v.startswith(("http://", "https://")):
-            raise ValueError(f"url '{v}' must start with http:// or https://")
-        return v.rstrip("/")
+        return check_url(v)
 
 
 # Values the real servers accept (protocols.md: vLLM 0.33 QuantizationMethods, TGI launcher --quantize).
@@ -85,10 +170,10 @@ class VllmBackend(_Model):
     model: str  # Hugging Face id or local path
     served_model_name: str | None = None
     executable: str = "vllm"
-    tensor_parallel_size: int = Field(1, ge=1)
+    tensor_parallel_size: int = Field(1, ge=1, le=MAX_PARALLEL)
     gpu_memory_utilization: float | None = Field(None, gt=0, le=1)
-    max_num_seqs: int | None = Field(None, ge=1)
-    max_model_len: int | None = Field(None, ge=16)
+    max_num_seqs: int | None = Field(None, ge=1, le=MAX_SEQS)
+    max_model_len: int | None = Field(None, ge=16, le=MAX_CONTEXT_TOKENS)
     quantization: str | None = None
     dtype: Literal["auto", "half", "float16", "bfloat16", "float", "float32"] | None = None
     api_key_env: str | None = None  # the key reaches vLLM through VLLM_API_KEY, never the command line
@@ -96,7 +181,10 @@ class VllmBackend(_Model):
     port: int | None = Field(None, ge=1, le=65535)  # None: a free port
     extra_args: list[str] = []
     gpu: str | None = None  # GPU id (t4, a10g, a100-80gb, h100-sxm, ...) for prices and the report
-    startup_timeout_s: float = Field(900, gt=0)  # weights download and CUDA graph capture take minutes
+    # weights download and CUDA graph capture take minutes
+    startup_timeout_s: float = Field(900, gt=0, le=MAX_STARTUP_S)
+
+    _no_secrets = field_validator("extra_args")(classmethod(lambda cls, v: no_secrets(v)))
 
     @field_validator("quantization")
     @classmethod
@@ -114,11 +202,11 @@ class TgiBackend(_Model):
     docker_image: str = "ghcr.io/huggingface/text-generation-inference:3.3.5"
     docker_volume: str | None = None  # host folder mounted at /data (the model cache)
     shm_size: str = "1g"
-    num_shard: int | None = Field(None, ge=1)
-    max_concurrent_requests: int | None = Field(None, ge=1)
-    max_batch_total_tokens: int | None = Field(None, ge=1)
-    max_input_tokens: int | None = Field(None, ge=1)
-    max_total_tokens: int | None = Field(None, ge=2)
+    num_shard: int | None = Field(None, ge=1, le=MAX_PARALLEL)
+    max_concurrent_requests: int | None = Field(None, ge=1, le=MAX_SEQS)
+    max_batch_total_tokens: int | None = Field(None, ge=1, le=MAX_BATCH_TOKENS)
+    max_input_tokens: int | None = Field(None, ge=1, le=MAX_CONTEXT_TOKENS)
+    max_total_tokens: int | None = Field(None, ge=2, le=MAX_CONTEXT_TOKENS)
     quantize: str | None = None
     dtype: Literal["float16", "bfloat16"] | None = None
     api_key_env: str | None = None
@@ -126,7 +214,9 @@ class TgiBackend(_Model):
     port: int | None = Field(None, ge=1, le=65535)
     extra_args: list[str] = []
     gpu: str | None = None
-    startup_timeout_s: float = Field(900, gt=0)
+    startup_timeout_s: float = Field(900, gt=0, le=MAX_STARTUP_S)
+
+    _no_secrets = field_validator("extra_args")(classmethod(lambda cls, v: no_secrets(v)))
 
     @field_validator("quantize")
     @classmethod

@@ -21,6 +21,7 @@ import harness
 from harness.backends import BackendError, make_backend
 from harness.config import (ConfigError, ExternalBackend, LoadConfig, Scenario, load_scenario, resolve_scenario,
                             scenario_to_yaml)
+from harness.config_errors import validation_message
 from harness.load.arrivals import rate_profile
 from harness.load.locust_runner import Distribution, run_load
 from harness.records import META_FILE, SCENARIO_FILE, SUMMARY_FILE, BACKEND_LOG
@@ -57,7 +58,7 @@ def prepare(scenario_path: Path, sla: str | None, target: str | None, processes:
         try:
             load = LoadConfig.model_validate({**scn.load.model_dump(exclude_unset=True), "processes": processes})
         except ValueError as exc:
-            raise ConfigError(f"--processes: {str(exc).splitlines()[-1].strip()}") from None
+            raise ConfigError(f"--processes: {validation_message(exc)}") from None
         scn = scn.model_copy(update={"load": load})
     if target or api_key_env is not None:
         old = scn.backend if isinstance(scn.backend, ExternalBackend) else None
@@ -69,7 +70,7 @@ def prepare(scenario_path: Path, sla: str | None, target: str | None, processes:
             backend = ExternalBackend(**fields)
         except ValueError as exc:
             flag = "--target" if target else "--api-key-env"
-            raise ConfigError(f"{flag}: {str(exc).splitlines()[-1].strip()}") from None
+            raise ConfigError(f"{flag}: {validation_message(exc)}") from None
         scn = scn.model_copy(update={"backend": backend})
     ds = scn.workload.dataset
     if ds is not None and not Path(ds.path).is_absolute():

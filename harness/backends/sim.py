@@ -6,13 +6,16 @@ and the served model listed, exactly as for a real vLLM or TGI server.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 from harness.backends.base import Backend
+from harness.backends.launched import read_api_key
 from harness.backends.process import ChildProcess
 from harness.backends.probe import served_model, wait_healthy
 from harness.config import SimBackend as SimConfig
+from harness.sim import SIM_API_KEY_ENV
 
 LISTEN_RX = r"slabench-sim: serving .* on (http://[\d.]+:\d+)"
 
@@ -37,13 +40,18 @@ class SimProcessBackend(Backend):
         self.child = ChildProcess(sim_argv(cfg), log_path)
 
     def start(self) -> None:
+        key = read_api_key(self.cfg.api_key_env)
+        if key:  # the gateway key goes through the environment, never the command line or meta.json
+            self.child.env = {**os.environ, SIM_API_KEY_ENV: key}
         self.child.start()
 
     def wait_ready(self) -> None:
         m = self.child.wait_for_log(LISTEN_RX, self.cfg.startup_timeout_s)
         self.url = m.group(1)
         wait_healthy(self.url, self.cfg.startup_timeout_s, alive=self.child.death_message)
-        self.model = served_model(self.url) or self.cfg.model
+        key = read_api_key(self.cfg.api_key_env)
+        self.model = served_model(self.url, headers={"Authorization": f"Bearer {key}"} if key else None) \
+            or self.cfg.model
 
     def stop(self) -> None:
         self.child.stop()

@@ -7,13 +7,13 @@ backend); the server's `usage` gives the true prompt token count on real servers
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from dataclasses import dataclass
-from pathlib import Path
 
-from harness.config import ConfigError, DatasetConfig, TokenDist, WorkloadConfig
+from harness.config import TokenDist, WorkloadConfig
+# Dataset files are read (and checked line by line) in harness.load.dataset; re-exported here.
+from harness.load.dataset import DatasetItem, load_dataset  # noqa: F401
 
 # A fixed vocabulary of short common words (single tokens in Llama-family tokenizers).
 WORDS = (
@@ -53,52 +53,6 @@ class RequestSpec:
     prompt: str
     prompt_tokens: int  # what was asked for (the server's count may differ on real tokenizers)
     output_tokens: int
-
-
-@dataclass(frozen=True)
-class DatasetItem:
-    prompt: str
-    output_tokens: int | None  # the dataset's expected length, when it has one
-
-
-def load_dataset(cfg: DatasetConfig) -> list[DatasetItem]:
-    """Read a JSONL or ShareGPT file; any problem is a one-line ConfigError naming file and line."""
-    path = Path(cfg.path)
-    if not path.is_file():
-        raise ConfigError(f"workload.dataset.path: {path} not found (give a path relative to the scenario file)")
-    items: list[DatasetItem] = []
-    if cfg.format == "jsonl":
-        with open(path, encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except ValueError:
-                    raise ConfigError(f"{path}:{n}: not valid JSON") from None
-                prompt = obj.get(cfg.prompt_field) if isinstance(obj, dict) else None
-                if not isinstance(prompt, str) or not prompt.strip():
-                    raise ConfigError(f"{path}:{n}: no '{cfg.prompt_field}' text (set workload.dataset.prompt_field)")
-                out = obj.get(cfg.output_tokens_field) if cfg.output_tokens_field else None
-                items.append(DatasetItem(prompt, int(out) if isinstance(out, (int, float)) and out >= 1 else None))
-    else:
-        try:
-            convs = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise ConfigError(f"{path}: not valid ShareGPT JSON ({exc.msg} at line {exc.lineno})") from None
-        for conv in convs if isinstance(convs, list) else []:
-            turns = conv.get("conversations") if isinstance(conv, dict) else None
-            if not isinstance(turns, list) or len(turns) < 2:
-                continue
-            first, reply = turns[0], turns[1]
-            if first.get("from") == "human" and isinstance(first.get("value"), str) and first["value"].strip():
-                # Output length: the recorded answer's words (a word is about a token; vLLM's
-                # benchmark uses its tokenizer here, which we do not have for every model).
-                out = len(str(reply.get("value", "")).split()) or None
-                items.append(DatasetItem(first["value"], out))
-    if not items:
-        raise ConfigError(f"{path}: no usable prompts in this {cfg.format} file")
-    return items
 
 
 class PromptSource:

@@ -9,21 +9,64 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
+import os
 import sys
+from typing import Callable
 
 from .catalog import SimConfigError, load_catalog
 from .common import FaultConfig
 from .server import ServeOptions, serve
+from . import SIM_API_KEY_ENV
+
+# Flag bounds. The speed, calibration and seed limits are the scenario's SimBackend limits
+# (harness/config_backends.py; a unit test keeps them equal). Float flags also parse "nan" and "inf",
+# which would hang the server (speed) or never fire (faults), so every float must be finite.
+MIN_SPEED, MAX_SPEED = 1e-3, 1e6  # simulated s per wall s: below, a 1 s request takes 16+ minutes
+MAX_FIXED_MS = 3_600_000.0  # calibration TTFT/ITL: an hour per token is no longer a latency test
+MAX_SEED = 2**63 - 1
+MAX_FAULT_S = 7 * 24 * 3600.0  # a stall or crash-after beyond the longest run (a week) never happens
+MAX_RATE = 1e6  # gateway rate limit (req/s) and bucket size: far above what one server answers
+MAX_COUNT = 1_000_000_000  # capacity flags (tokens, sequences): the catalog's arithmetic judges the fit
+
+
+def _one_line(text: str) -> str:
+    """`text` with line breaks and other unprintable characters escaped (user input quoted in errors)."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
+def _bounded(kind: type, lo: float, hi: float, lo_open: bool = False) -> Callable[[str], float]:
+    """An argparse `type=` that accepts a finite `kind` in [lo, hi] ((lo, hi] with lo_open), one-line error else."""
+    def parse(text: str):
+        shown = _one_line(text[:40].strip())
+        try:
+            v = kind(text)
+        except (ValueError, OverflowError):
+            raise argparse.ArgumentTypeError(f"'{shown}' is not {'a number' if kind is float else 'an integer'}") \
+                from None
+        if not math.isfinite(v):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got '{shown}'")
+        if v < lo or (lo_open and v == lo) or v > hi:
+            fmt = "{:,}" if kind is int else "{:g}"
+            low = ("> " if lo_open else ">= ") + fmt.format(lo)
+            raise argparse.ArgumentTypeError(f"must be {low} and <= {fmt.format(hi)}, got {shown}")
+        return v
+    return parse
+
+
+_COUNT = _bounded(int, 1, MAX_COUNT)
+_RATE = _bounded(float, 0, MAX_RATE, lo_open=True)
+_SHARE = _bounded(float, 0, 1)
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, exit 2 (argparse's default prints usage too)
-        self.exit(2, f"slabench-sim: {message} (see --help)\n")
+        self.exit(2, f"slabench-sim: {_one_line(message)} (see --help)\n")
 
 
 class _RaisingParser(_Parser):
     def error(self, message: str):  # in-process callers get an exception, not an exit
-        raise SimConfigError(f"{message} (see slabench sim serve --help)")
+        raise SimConfigError(f"{_one_line(message)} (see slabench sim serve --help)")
 
 
 def parse_serve_options(argv: list[str]) -> ServeOptions:
@@ -40,53 +83,48 @@ def _parser(cls: type[argparse.ArgumentParser] = _Parser) -> argparse.ArgumentPa
     s.add_argument("--model", default="llama-3-8b")
     s.add_argument("--gpu", default="a100-80gb")
     s.add_argument("--quantization", "-q", default="fp16")
-    s.add_argument("--tensor-parallel-size", "-tp", type=int, default=1)
+    s.add_argument("--tensor-parallel-size", "-tp", type=_bounded(int, 1, 1024), default=1)
     s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=0)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--speed", type=float, default=1.0, help="simulated seconds per wall second")
+    s.add_argument("--port", type=_bounded(int, 0, 65535), default=0)
+    s.add_argument("--seed", type=_bounded(int, -MAX_SEED - 1, MAX_SEED), default=0)
+    s.add_argument("--speed", type=_bounded(float, MIN_SPEED, MAX_SPEED), default=1.0,
+                   help="simulated seconds per wall second")
     s.add_argument("--served-model-name", default=None)
-    s.add_argument("--fixed-ttft-ms", type=float, default=None, help="calibration mode (with --fixed-itl-ms)")
-    s.add_argument("--fixed-itl-ms", type=float, default=None)
+    s.add_argument("--fixed-ttft-ms", type=_bounded(float, 0, MAX_FIXED_MS), default=None,
+                   help="calibration mode (with --fixed-itl-ms)")
+    s.add_argument("--fixed-itl-ms", type=_bounded(float, 0, MAX_FIXED_MS), default=None)
     s.add_argument("--catalog", default=None, help="YAML file adding GPUs / models")
     v = s.add_argument_group("vLLM capacity")
-    v.add_argument("--max-num-seqs", type=int, default=None)
-    v.add_argument("--max-num-batched-tokens", type=int, default=None)
-    v.add_argument("--max-model-len", type=int, default=None)
-    v.add_argument("--gpu-memory-utilization", type=float, default=0.92)
+    v.add_argument("--max-num-seqs", type=_COUNT, default=None)
+    v.add_argument("--max-num-batched-tokens", type=_COUNT, default=None)
+    v.add_argument("--max-model-len", type=_COUNT, default=None)
+    v.add_argument("--gpu-memory-utilization", type=_bounded(float, 0, 1, lo_open=True), default=0.92)
     t = s.add_argument_group("TGI capacity")
-    t.add_argument("--max-concurrent-requests", type=int, default=128)
-    t.add_argument("--max-batch-total-tokens", type=int, default=None)
-    t.add_argument("--max-input-tokens", type=int, default=None)
-    t.add_argument("--max-total-tokens", type=int, default=None)
+    t.add_argument("--max-concurrent-requests", type=_COUNT, default=128)
+    t.add_argument("--max-batch-total-tokens", type=_COUNT, default=None)
+    t.add_argument("--max-input-tokens", type=_COUNT, default=None)
+    t.add_argument("--max-total-tokens", type=_COUNT, default=None)
     f = s.add_argument_group("fault injection (off by default)")
-    f.add_argument("--fault-error-rate", type=float, default=0.0)
-    f.add_argument("--fault-abort-rate", type=float, default=0.0)
-    f.add_argument("--fault-stall-s", type=float, default=0.0)
-    f.add_argument("--fault-malformed-rate", type=float, default=0.0)
-    f.add_argument("--fault-crash-after-s", type=float, default=0.0)
+    f.add_argument("--fault-error-rate", type=_SHARE, default=0.0)
+    f.add_argument("--fault-abort-rate", type=_SHARE, default=0.0)
+    f.add_argument("--fault-stall-s", type=_bounded(float, 0, MAX_FAULT_S), default=0.0)
+    f.add_argument("--fault-malformed-rate", type=_SHARE, default=0.0)
+    f.add_argument("--fault-crash-after-s", type=_bounded(float, 0, MAX_FAULT_S), default=0.0)
     g = s.add_argument_group("gateway (off by default)")
     g.add_argument("--api-key", default=None, help="require `Authorization: Bearer KEY` (vLLM: /v1* paths; "
-                   "TGI: generation routes); wrong or missing key → 401")
-    g.add_argument("--rate-limit-rps", type=float, default=None,
+                   f"TGI: generation routes); wrong or missing key → 401. Default: ${SIM_API_KEY_ENV}, which "
+                   "keeps the key off the command line (slabench launches the sim that way)")
+    g.add_argument("--rate-limit-rps", type=_RATE, default=None,
                    help="token-bucket rate limit on generation routes (simulator extension); over it → 429")
-    g.add_argument("--rate-limit-burst", type=float, default=None, help="bucket size (default: max(1, rate))")
+    g.add_argument("--rate-limit-burst", type=_RATE, default=None, help="bucket size (default: max(1, rate))")
     ls = sub.add_parser("list", help="print the GPU and model catalogs")
     ls.add_argument("--catalog", default=None)
     return p
 
 
 def _options(a: argparse.Namespace) -> ServeOptions:
-    for name in ("fault_error_rate", "fault_abort_rate", "fault_malformed_rate"):
-        if not 0 <= getattr(a, name) <= 1:
-            raise SimConfigError(f"--{name.replace('_', '-')} must be between 0 and 1")
-    for name in ("max_num_seqs", "max_num_batched_tokens", "max_model_len", "max_batch_total_tokens",
-                 "max_input_tokens", "max_total_tokens", "max_concurrent_requests"):
-        v = getattr(a, name)
-        if v is not None and v < 1:
-            raise SimConfigError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
-    if (a.fixed_ttft_ms is not None and a.fixed_ttft_ms < 0) or (a.fixed_itl_ms is not None and a.fixed_itl_ms < 0):
-        raise SimConfigError("--fixed-ttft-ms and --fixed-itl-ms must be >= 0")
+    # Every number was range-checked as it was parsed (`_bounded`); the combinations are checked by
+    # the server's build (calibration pair, capacity arithmetic).
     return ServeOptions(
         flavor=a.flavor, model=a.model, gpu=a.gpu, quantization=a.quantization,
         tensor_parallel_size=a.tensor_parallel_size, host=a.host, port=a.port, seed=a.seed, speed=a.speed,
@@ -102,13 +140,15 @@ def _options(a: argparse.Namespace) -> ServeOptions:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.cmd == "serve" and args.api_key is None:
+        args.api_key = os.environ.get(SIM_API_KEY_ENV) or None
     try:
         if args.cmd == "list":
             print(load_catalog(args.catalog).describe())
             return 0
         return asyncio.run(serve(_options(args)))
     except SimConfigError as exc:
-        print(f"slabench-sim: {exc}", file=sys.stderr, flush=True)
+        print(f"slabench-sim: {_one_line(str(exc))}", file=sys.stderr, flush=True)
         return 2
     except KeyboardInterrupt:
         return 0

@@ -179,3 +179,27 @@ def test_unexpected_exception_is_one_line_and_exit_2(tmp_path, monkeypatch, caps
     assert err.count("\n") == 1 and "internal error (RuntimeError: something nobody expected)" in err
     crash = list(tmp_path.glob("slabench-crash-*.txt"))
     assert crash and "Traceback" in crash[0].read_text()
+
+
+def test_no_secret_in_any_file_of_a_run_folder(tmp_path):
+    scn = scenario(tmp_path, duration_s=2)
+    scn.write_text(scn.read_text().replace("fixed_itl_ms: 5}", "fixed_itl_ms: 5, api_key_env: SIM_KEY}"))
+    out = tmp_path / "run"
+    res = slabench("run", str(scn), "--out", str(out), env={**os.environ, "SIM_KEY": "sekrit-456"})
+    assert res.returncode == 0, res.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["counts"]["ok"] > 0  # the sim required the key and the load sent it
+    assert "sekrit-456" not in res.stdout + res.stderr
+    for f in out.iterdir():
+        assert b"sekrit-456" not in f.read_bytes(), f.name
+
+
+def test_a_key_in_extra_args_is_refused_before_anything_is_written(tmp_path):
+    scn = scenario(tmp_path)
+    scn.write_text(scn.read_text().replace("fixed_itl_ms: 5}", "fixed_itl_ms: 5, extra_args: [--api-key, sekrit-789]}"))
+    out = tmp_path / "run"
+    res = slabench("run", str(scn), "--out", str(out))
+    assert res.returncode == 2
+    line = one_error_line(res.stderr)
+    assert "api_key_env" in line and "sekrit-789" not in line
+    assert not out.exists() or not any(b"sekrit-789" in f.read_bytes() for f in out.iterdir())

@@ -114,7 +114,8 @@ def test_unreachable_external_target_is_one_line(tmp_path):
 
 def test_sim_argv_and_redaction():
     argv = sim_argv(SimBackend(flavor="vllm", fixed_ttft_ms=50, fixed_itl_ms=10, max_num_seqs=64,
-                               extra_args=["--api-key", "s3cret"]))
+                               extra_args=["--rate-limit-rps", "5"]))
+    argv += ["--api-key", "s3cret"]  # what a by-hand sim command line may carry
     assert argv[1:4] == ["-m", "harness.sim", "serve"]
     assert argv[argv.index("--port") + 1] == "0"
     assert argv[argv.index("--fixed-ttft-ms") + 1] == "50.0" and "--max-num-seqs" in argv
