@@ -2,14 +2,17 @@
 
 Pure and seeded. Rates may change by stage (steps, linear ramps, spikes); times are generated
 as a unit-rate process in "expected-arrivals" space and mapped back through the cumulative
-rate, so a ramp or spike has exactly the intensity the stages describe.
+rate, so a ramp or spike has exactly the intensity the stages describe. Generated lazily
+(ArrivalSchedule): memory does not grow with the number of requests.
 """
 
 from __future__ import annotations
 
 import bisect
+import math
 import random
 from dataclasses import dataclass
+from typing import Iterator
 
 
 @dataclass(frozen=True)
@@ -77,29 +80,85 @@ def rate_profile(load) -> RateProfile:
     return RateProfile([RateStage(s.duration_s, s.rate_rps, s.end_rate_rps) for s in load.rate_stages()])
 
 
-def arrival_times(profile: RateProfile, kind: str, rng: random.Random, burstiness: float = 1.0,
-                  max_count: int | None = None) -> list[float]:
-    """Due times (seconds from the start) of every request in the profile.
+KINDS = ("constant", "poisson", "gamma")
+COUNT_LIMIT = 1_000_000  # due times counted one by one after a stop (~0.5 s); past it, estimated
+
+
+class ArrivalSchedule:
+    """Due times (seconds from the start) of every request in the profile, generated one at a time.
 
     kind: `constant` (evenly spaced), `poisson` (exponential gaps), `gamma` (gamma gaps with
     shape = burstiness: < 1 is burstier than Poisson, > 1 smoother, 1 is Poisson; the mean gap
-    is unchanged, as in vLLM's benchmark).
+    is unchanged, as in vLLM's benchmark). Iterate it once; `count_rest` then says how many due
+    times were never reached, so an open-loop run can account for every scheduled request.
     """
-    if kind not in ("constant", "poisson", "gamma"):
-        raise ValueError(f"unknown arrival kind '{kind}': use constant, poisson or gamma")
-    if burstiness <= 0:
-        raise ValueError("burstiness must be > 0")
-    out: list[float] = []
-    lam = 0.0
-    while max_count is None or len(out) < max_count:
-        if kind == "constant":
-            lam = len(out) + 0.5  # mid-interval: exactly rate x duration requests, evenly spaced
-        elif kind == "poisson":
-            lam += rng.expovariate(1.0)
-        else:
-            lam += rng.gammavariate(burstiness, 1.0 / burstiness)
-        t = profile.time_of(lam)
-        if t is None:
-            break
-        out.append(t)
-    return out
+
+    def __init__(self, profile: RateProfile, kind: str, rng: random.Random, burstiness: float = 1.0,
+                 max_count: int | None = None):
+        if kind not in KINDS:
+            raise ValueError(f"unknown arrival kind '{kind}': use constant, poisson or gamma")
+        if burstiness <= 0:
+            raise ValueError("burstiness must be > 0")
+        self.profile = profile
+        self.kind = kind
+        self.rng = rng
+        self.burstiness = burstiness
+        self.max_count = max_count
+        self.generated = 0  # due times handed out so far
+        self._lam = 0.0  # expected-arrivals position of the last one handed out
+
+    def _next_lam(self, lam: float, n: int) -> float:
+        if self.kind == "constant":
+            return n + 0.5  # mid-interval: exactly rate x duration requests, evenly spaced
+        if self.kind == "poisson":
+            return lam + self.rng.expovariate(1.0)
+        return lam + self.rng.gammavariate(self.burstiness, 1.0 / self.burstiness)
+
+    def __iter__(self) -> Iterator[float]:
+        while self.max_count is None or self.generated < self.max_count:
+            lam = self._next_lam(self._lam, self.generated)
+            t = self.profile.time_of(lam)
+            if t is None:  # past the end: that draw belongs to no request, and nothing is left to count
+                self._end()
+                return
+            self._lam = lam
+            self.generated += 1
+            yield t
+
+    def count_rest(self, limit: int = COUNT_LIMIT) -> tuple[int, bool]:
+        """(due times after the last one handed out, exact?). Ends the schedule.
+
+        Counted in expected-arrivals space with the same draws the iteration would have made, so
+        the count is the schedule's own; constant arrivals have a closed form. A remainder past
+        `limit` draws (a long, fast schedule the client fell far behind on) is estimated from the
+        profile instead: its expected count, which is exact in the mean for unit-mean gaps.
+        """
+        total, n = self.profile.total_expected, 0
+        cap = None if self.max_count is None else self.max_count - self.generated
+        if self.kind == "constant":
+            everything = math.floor(total - 0.5) + 1 if total >= 0.5 else 0
+            n = max(everything - self.generated, 0)
+            self._end()
+            return (n if cap is None else min(n, cap)), True
+        lam = self._lam
+        while (cap is None or n < cap) and n < limit:
+            lam = self._next_lam(lam, self.generated + n)
+            if lam > total:
+                self._end()
+                return n, True
+            n += 1
+        if cap is not None and n >= cap:
+            self._end()
+            return n, True
+        n += max(round(total - lam), 0)
+        self._end()
+        return (n if cap is None else min(n, cap)), False
+
+    def _end(self) -> None:
+        self.max_count = self.generated  # iterating again yields nothing
+
+
+def arrival_times(profile: RateProfile, kind: str, rng: random.Random, burstiness: float = 1.0,
+                  max_count: int | None = None) -> list[float]:
+    """Every due time of the profile as a list (small schedules: tests, offline runs); see ArrivalSchedule."""
+    return list(ArrivalSchedule(profile, kind, rng, burstiness, max_count))

@@ -7,173 +7,31 @@ and appends it to `requests.jsonl`; Locust's own stats get the same request with
 
 from __future__ import annotations
 
-import atexit
-import dataclasses
 import gc
 import json
 import os
 import random
+import signal
 import socket
 import time
 from pathlib import Path
 
 import gevent
+import gevent.event
 import gevent.pool
 from locust import FastHttpUser, LoadTestShape, between, constant, events, task
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
-from harness.config import LoadConfig, WorkloadConfig
-from harness.load.arrivals import arrival_times, rate_profile
+from harness.load.arrivals import ArrivalSchedule, rate_profile
+from harness.load.bridge_state import BridgeState
 from harness.load.openloop import OpenLoopDispatcher
-from harness.load.progress import write_status
-from harness.load.rawread import consume
+from harness.load.rawread import ANY_STATUS, consume, transport_error
 from harness.load.shape import StartPacer, users_at
 from harness.load.streams import ACCUMULATORS
-from harness.load.workload import ChatSession, PromptSource, load_dataset, request_body
-from harness.records import RecordWriter
+from harness.load.workload import ChatSession, PromptSource, request_body
 
-FORWARD_EVERY_S = 0.5  # workers send their records to the master this often (and at stop)
-
-
-class BridgeState:
-    """Per-process run state shared by all users: config, where records go, request counters.
-
-    local: records go straight to requests.jsonl. worker (--processes, --worker): records are
-    forwarded to the master in batches as Locust messages. master: writes what workers forward,
-    and at the end waits until every worker has flushed, so no record is lost or duplicated.
-    """
-
-    def __init__(self, cfg: dict, environment, role: str):
-        self.role = role
-        self.apply_config(cfg)
-        self.writer = RecordWriter(cfg["records_path"]) if role != "worker" else None
-        if self.writer is not None:
-            atexit.register(self.writer.close)
-        self.outbox: list[str] = []  # worker: serialised records not yet sent to the master
-        self.meta_path = cfg.get("locust_meta_path")
-        self.status_path = cfg.get("status_path")
-        self._loops: list = []
-        self.environment = environment
-        self.issued = 0
-        self.completed = 0
-        self.next_stream = 0
-        self.worker_issued: dict[str, int] = {}  # master: latest issued count per worker
-        self.workers_done: set[str] = set()
-        self.load_start_s: float | None = None
-        self.load_start_unix_s: float | None = None
-        self.dispatch = None  # open loop: OpenLoopDispatcher stats
-        self.pacer: StartPacer | None = None  # closed loop: each new user's start slot
-
-    def apply_config(self, cfg: dict) -> None:
-        self.cfg = cfg
-        self.api: str = cfg.get("api", "openai-chat")
-        self.model: str | None = cfg.get("model")
-        self.workload = WorkloadConfig.model_validate(cfg.get("workload", {}))
-        self.load = LoadConfig.model_validate(cfg.get("load", {}))
-        key_env = cfg.get("api_key_env")
-        self.api_key = os.environ.get(key_env) if key_env else None
-        auth = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        self.headers = {"Content-Type": "application/json", "Accept": "text/event-stream",
-                        "Accept-Encoding": "identity", **auth}  # identity: raw SSE bytes, no gzip
-        # Loaded once per process and shared by every user (their draws stay independent and seeded).
-        self.dataset = load_dataset(self.workload.dataset) if self.workload.dataset else None
-
-    def config_for_workers(self) -> dict:
-        """What a worker on another machine needs (no master-local paths), and its share of the users."""
-        return {**{k: self.cfg.get(k) for k in ("api", "model", "workload", "load", "api_key_env")},
-                "share": self.environment.runner.worker_count}
-
-    def on_config(self, msg, **_kw) -> None:
-        self.apply_config(msg.data)
-
-    def take_slot(self) -> bool:
-        """Count one more request, or say the max_requests limit has been reached (per process)."""
-        cap = self.load.max_requests
-        if cap is not None and self.issued >= cap:
-            return False
-        self.issued += 1
-        return True
-
-    def record(self, rec) -> None:
-        self.completed += 1
-        if self.role == "worker":
-            self.outbox.append(rec.to_json())
-            return
-        self.writer.write(rec)
-        self._check_cap()
-
-    def _check_cap(self) -> None:
-        cap = self.load.max_requests
-        if cap is not None and self.completed >= cap and self.environment.runner is not None:
-            gevent.spawn(self.environment.runner.quit)
-
-    # -- worker side
-
-    def forward(self) -> None:
-        lines, self.outbox = self.outbox, []
-        self.environment.runner.send_message("slabench_records", {
-            "worker": self.environment.runner.client_id, "lines": lines, "issued": self.issued})
-
-    def forward_loop(self) -> None:
-        while True:
-            gevent.sleep(FORWARD_EVERY_S)
-            if self.outbox:
-                self.forward()
-
-    def on_stop_request(self, msg=None, **_kw) -> None:
-        """Master asks to stop: finish in-flight requests (stop_timeout), flush, say done."""
-        runner = self.environment.runner
-        runner.stop()  # graceful: users end their current request first
-        self.forward()
-        runner.send_message("slabench_done", {"worker": runner.client_id, "completed": self.completed})
-
-    # -- master side
-
-    def on_records(self, msg, **_kw) -> None:
-        data = msg.data
-        for line in data["lines"]:
-            self.writer.write_line(line)
-        self.completed += len(data["lines"])
-        self.worker_issued[data["worker"]] = data["issued"]
-        self.issued = sum(self.worker_issued.values())
-        self._check_cap()
-
-    def on_done(self, msg, **_kw) -> None:
-        self.workers_done.add(msg.data["worker"])
-
-    def drain_workers(self) -> None:
-        """Before the master stops: ask every worker to finish and flush, and wait for all of them."""
-        runner = self.environment.runner
-        expected = {c.id for c in runner.clients.all}
-        if not expected or expected <= self.workers_done:
-            return
-        runner.send_message("slabench_stop")
-        deadline = time.perf_counter() + min(self.load.timeout_s, 60.0) + 10
-        while not expected <= self.workers_done and time.perf_counter() < deadline:
-            gevent.sleep(0.05)
-
-    # -- files the harness reads (local and master only)
-
-    def write_status(self) -> None:
-        """Counters the harness's progress line reads, every second."""
-        if self.status_path and self.role != "worker":
-            write_status(self.status_path, self.issued, self.completed)
-
-    def status_loop(self) -> None:
-        while True:
-            self.write_status()
-            gevent.sleep(1.0)
-
-    def write_meta(self) -> None:
-        if not self.meta_path or self.role == "worker":
-            return
-        meta = {"load_start_s": self.load_start_s, "load_start_unix_s": self.load_start_unix_s,
-                "load_end_s": time.perf_counter(), "issued": self.issued, "completed": self.completed,
-                "role": self.role, "workers": sorted(self.worker_issued)}
-        if self.dispatch is not None:
-            meta["open_loop"] = dataclasses.asdict(self.dispatch)
-        Path(self.meta_path).write_text(json.dumps(meta), encoding="utf-8")
+STOP_POLL_S = 0.05  # open loop: a dispatcher held by max_in_flight looks for a stop this often
 
 
 @events.init_command_line_parser.add_listener
@@ -192,7 +50,8 @@ def _on_init(environment, **_kw):
         cfg = {"records_path": f"reports/locust-{stamp}/requests.jsonl", "by_hand": True}
     runner = environment.runner
     role = "master" if isinstance(runner, MasterRunner) else "worker" if isinstance(runner, WorkerRunner) else "local"
-    st = environment.slabench = BridgeState(cfg, environment, role)
+    st = environment.slabench = BridgeState(cfg, environment, role, spawn=gevent.spawn, sleep=gevent.sleep,
+                                            stop_event=gevent.event.Event())
     if role == "master":
         runner.register_message("slabench_records", st.on_records)
         runner.register_message("slabench_done", st.on_done)
@@ -225,6 +84,16 @@ def _on_start(environment, **_kw):
             st.model = served_model(environment.host.rstrip("/"))
         loop = st.forward_loop if st.role == "worker" else st.status_loop
         st._loops.append(gevent.spawn(loop))
+        if st.role != "worker":
+            # Headless with a load shape, Locust installs its SIGTERM handler only once the run is over:
+            # until then SIGTERM (how `slabench run` stops it on Ctrl-C or a crash) killed it outright,
+            # losing in-flight and unflushed records. End the run as the shape ends it instead.
+            gevent.signal_handler(signal.SIGTERM, _end_run_early, environment)
+        elif getattr(environment.parsed_options, "processes", None):
+            # A --processes worker gets the SIGTERM sent to its master's process group too. Its master
+            # stops it (slabench_stop: drain, cancelled records, flush); quitting on its own first
+            # lost its records. The harness still SIGKILLs the group if the master does not end.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if st.role == "master":  # test_start fires before the spawn messages: workers get it first
             environment.runner.send_message("slabench_config", st.config_for_workers())
         elif st.load.mode == "closed" and not st.cfg.get("by_hand"):
@@ -234,8 +103,31 @@ def _on_start(environment, **_kw):
 @events.test_stopping.add_listener
 def _on_stopping(environment, **_kw):
     st = getattr(environment, "slabench", None)
-    if st is not None and st.role == "master":
+    if st is None:
+        return
+    st.begin_stop()
+    if st.role == "master":
         st.drain_workers()
+    else:  # in-flight requests get exactly drain_timeout_s (Locust's own stop timeout is whole seconds)
+        st._loops.append(gevent.spawn(_cancel_in_flight, st))
+
+
+def _end_run_early(environment) -> None:
+    """SIGTERM during the run: end the shape, so Locust stops the users (drain, then cancelled_at_stop
+    records), fires test_stop (locust_meta.json) and writes its report, as at a normal end."""
+    shape = getattr(environment.runner, "shape_greenlet", None)
+    if shape is not None and not shape.dead:
+        shape.kill(block=False)  # a second SIGTERM, or one while stopping, changes nothing
+
+
+def _cancel_in_flight(st: BridgeState) -> None:
+    """When the drain is over, kill every request still in flight; each records itself (_LLMUser._request)."""
+    # On perf_counter, re-checked: gevent's timers run on the loop's cached clock, which can lag
+    # behind by tens of ms, and the drain must never be shorter than drain_timeout_s.
+    while (left_s := st.stop_s + st.load.drain_timeout_s - time.perf_counter()) > 0:
+        gevent.sleep(left_s)
+    for g in list(st.in_flight):
+        g.kill(block=False)
 
 
 @events.test_stop.add_listener
@@ -282,6 +174,9 @@ class _LLMUser(FastHttpUser):
         self.user_name = f"{socket.gethostname()}-{os.getpid()}-{st.next_stream}"
         st.next_stream += 1
         self.seq = 0
+        # Every status is a response for consume() to read (bounded): geventhttpclient would otherwise
+        # read an error's whole body and decode it as UTF-8 itself (a 100 MB 500 body took 2 GB).
+        self.client.client.valid_response_codes = ANY_STATUS
         if st.pacer is not None:  # spread the users Locust spawned together (see StartPacer)
             gevent.sleep(max(st.pacer.slot_s(time.perf_counter()) - time.perf_counter(), 0.0))
 
@@ -294,36 +189,76 @@ class _LLMUser(FastHttpUser):
         if not st.take_slot():
             raise StopUser()
         spec = self.prompts.next()
-        if st.workload.turns == 1:
-            st.record(self._one_request(st, spec, None)[0])
-            return
-        rec, reply = self._one_request(st, spec, None, history=self.session.history)
-        self.session.record_turn(rec, spec.prompt, reply)
+        self._request(st, spec, None, history=self.session.history if st.workload.turns > 1 else None)
+
+    def _request(self, st: BridgeState, spec, scheduled_s: float | None, history: list[dict] | None = None) -> None:
+        """One request, recorded. A stop that kills this greenlet mid-request (Locust's stop timeout,
+        the open-loop drain) raises GreenletExit here: the request is recorded as cancelled_at_stop,
+        with whatever it had received, before the greenlet ends. Multi-turn sessions (`history`)
+        number the turn and grow their history."""
+        me = gevent.getcurrent()
+        try:
+            rec, reply = self._one_request(st, spec, scheduled_s, history=history)
+        except gevent.GreenletExit:
+            acc = st.in_flight.pop(me, None)
+            if acc is not None:  # None: killed before the request was built, so nothing was sent
+                rec = st.cancelled_record(acc)
+                if history is not None:
+                    self.session.record_turn(rec, spec.prompt, "")
+                st.record(rec)
+            raise
+        finally:
+            st.in_flight.pop(me, None)
+        if history is not None:
+            self.session.record_turn(rec, spec.prompt, reply)
         st.record(rec)
 
     def _dispatch_schedule(self, st: BridgeState) -> None:
         load = st.load
-        due = arrival_times(rate_profile(load), load.arrival, random.Random(f"{st.workload.seed}:arrivals"),
-                            load.burstiness, max_count=load.max_requests)
+        # Lazy: due times are drawn as dispatch reaches them, so memory does not grow with the rate.
+        schedule = ArrivalSchedule(rate_profile(load), load.arrival, random.Random(f"{st.workload.seed}:arrivals"),
+                                   load.burstiness, max_count=load.max_requests)
         pool = gevent.pool.Pool(load.max_in_flight)
 
         def launch(k: int, scheduled_s: float) -> None:
             st.issued += 1
             # The prompt is drawn in the request's own greenlet (in schedule order: gevent runs
             # spawned greenlets FIFO), so a long soak never holds every prompt in memory.
-            pool.spawn(lambda: st.record(self._one_request(st, self.prompts.next(), scheduled_s)[0]))
+            pool.spawn(lambda: self._request(st, self.prompts.next(), scheduled_s))
 
         def sleep_until(t: float) -> None:
             dt = t - time.perf_counter()
-            if dt > 0:
-                gevent.sleep(dt)
+            if dt <= 0:
+                # Behind schedule: still yield, so the requests just spawned start now. Without it a
+                # dispatcher that fell behind spawned its whole schedule before any request ran.
+                gevent.sleep(0)
+            while dt > 0 and not st.stopping:  # re-checked: gevent timers run on a cached clock, may wake early
+                st.stop_event.wait(dt)  # a stop wakes it at once
+                dt = t - time.perf_counter()
 
-        dispatcher = OpenLoopDispatcher(due, time.perf_counter(), sleep_until=sleep_until, launch=launch,
-                                        in_flight=lambda: len(pool), wait_slot=pool.wait_available,
-                                        max_in_flight=load.max_in_flight)
-        stats = dispatcher.run()
-        pool.join(timeout=load.timeout_s)
-        st.dispatch = stats
+        def wait_slot(deadline_s: float) -> bool:
+            while pool.full() and not st.stopping:
+                left_s = deadline_s - time.perf_counter()
+                if left_s <= 0:
+                    return False
+                pool.wait_available(timeout=min(left_s, STOP_POLL_S))  # short slices: a stop is seen at once
+            return not pool.full()
+
+        start_s = time.perf_counter()
+        dispatcher = OpenLoopDispatcher(schedule, start_s, sleep_until=sleep_until, launch=launch,
+                                        in_flight=lambda: len(pool), wait_slot=wait_slot,
+                                        max_in_flight=load.max_in_flight, should_stop=lambda: st.stopping,
+                                        end_s=start_s + load.duration_s, clock=time.perf_counter)
+        try:
+            dispatcher.run()
+            st.load_stopped()
+            gevent.sleep(0)  # the last request spawned starts (and so is recorded) even with no drain
+            pool.join(timeout=load.drain_timeout_s)
+        finally:
+            # Still in flight after the drain (or when Locust kills this user): each request's greenlet
+            # is killed and writes its cancelled_at_stop record before it ends (see _request).
+            pool.kill(block=True)
+            st.dispatch = dispatcher.stats
         gevent.spawn(self.environment.runner.quit)
 
     def _one_request(self, st: BridgeState, spec, scheduled_s: float | None, history: list[dict] | None = None):
@@ -337,6 +272,7 @@ class _LLMUser(FastHttpUser):
         acc = ACCUMULATORS[self.api](rid, sent_s, spec.output_tokens, forced,
                                      scheduled_s=scheduled_s, sent_unix_s=sent_unix_s, user=self.user_name)
         acc.keep_text = history is not None
+        st.in_flight[gevent.getcurrent()] = acc  # a stop mid-request records it as cancelled_at_stop (_request)
         try:
             with gevent.Timeout(st.load.timeout_s, TimeoutError(f"no complete response in {st.load.timeout_s:g} s")):
                 # X-Request-Id: vLLM takes it as its request id, so server logs match the record.
@@ -348,13 +284,8 @@ class _LLMUser(FastHttpUser):
                         resp.success()
                     else:
                         resp.failure(f"{rec.error_type}: {rec.error}")
-        except TimeoutError as exc:
-            rec = acc.finish(time.perf_counter(), acc.rec.status, ("timeout", str(exc)))
-        except (ConnectionError, OSError) as exc:
-            kind = "connect" if acc.rec.status == 0 else "stream_error"
-            rec = acc.finish(time.perf_counter(), acc.rec.status, (kind, f"{type(exc).__name__}: {exc}"))
-        except Exception as exc:  # anything else is still one failed request, never a lost one
-            rec = acc.finish(time.perf_counter(), acc.rec.status, ("stream_error", f"{type(exc).__name__}: {exc}"))
+        except Exception as exc:  # a timeout, a reset, broken framing: one failed request, never a lost one
+            rec = acc.finish(time.perf_counter(), acc.rec.status, transport_error(exc, acc.rec.status))
         return rec, "".join(acc.text)
 
 
@@ -375,7 +306,7 @@ class SlabenchShape(LoadTestShape):
                 return None
             return (getattr(o, "num_users", None) or 1, getattr(o, "spawn_rate", None) or 1.0)
         if st.load.mode == "open":  # the dispatcher ends the run itself; this is only a backstop
-            return (1, 1.0) if t < st.load.duration_s + min(st.load.timeout_s, 60.0) + 5 else None
+            return (1, 1.0) if t < st.load.duration_s + st.load.drain_timeout_s + 5 else None
         return users_at(st.load.closed_stages(), t)
 
 

@@ -8,6 +8,7 @@ backend crash or on Ctrl-C. Locust's own stats go to `locust.log` and `locust.ht
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -77,9 +78,9 @@ def worker_argv(api: str | None, master_host: str, master_port: int = 5557) -> l
 def locust_argv(scn: Scenario, url: str, run_dir: Path, config_path: Path,
                 dist: Distribution = Distribution()) -> list[str]:
     load = scn.load
-    # At stop, in-flight requests get drain_timeout_s to finish; Locust then kills their users and
-    # the bridge records each one as cancelled_at_stop.
-    stop_timeout_s = load.drain_timeout_s
+    # At stop, in-flight requests get drain_timeout_s to finish, then the bridge cancels them (each one
+    # recorded as cancelled_at_stop). Locust's stop timeout takes whole seconds: it is the backstop.
+    stop_timeout_s = math.ceil(load.drain_timeout_s)
     # Users over time come from the scenario through the locustfile's load shape (SlabenchShape),
     # so no -u/-r/-t here: closed-loop stages, open-loop dispatch and the end of the run are its job.
     return [sys.executable, "-m", "locust", "-f", str(LOADTESTS_DIR / LOCUSTFILES[load.api]), "--headless",

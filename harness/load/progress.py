@@ -25,6 +25,7 @@ class ProgressTail:
         self.offered_rps = offered_rps
         self.completed = 0
         self.errors = 0
+        self.cancelled = 0  # cancelled_at_stop: cut off by the end of the load, not server errors
         self.ttft_s: deque[float] = deque(maxlen=window)  # recent TTFTs: percentiles "so far" stay cheap
         self._history: deque[tuple[float, int]] = deque(maxlen=8)  # achieved rate over the last ~15 s
 
@@ -33,7 +34,9 @@ class ProgressTail:
         recs = self._tail.read()
         for rec in recs:
             self.completed += 1
-            if not rec.get("ok"):
+            if rec.get("error_type") == "cancelled_at_stop":
+                self.cancelled += 1
+            elif not rec.get("ok"):
                 self.errors += 1
             elif rec.get("ttft_s") is not None:
                 self.ttft_s.append(rec["ttft_s"])
@@ -52,8 +55,9 @@ class ProgressTail:
         offered = f"offered {self.offered_rps:.1f} req/s, " if self.offered_rps is not None else ""
         in_flight = self._in_flight()
         flight = f" in flight {in_flight}" if in_flight is not None else ""
+        cancelled = f" cancelled at stop {self.cancelled}" if self.cancelled else ""
         return (f"[{elapsed_s:5.0f}/{total_s:.0f} s] {offered}achieved {rate:.1f} req/s, done {self.completed}"
-                f"{flight} errors {self.errors} {ttft}")
+                f"{flight} errors {self.errors}{cancelled} {ttft}")
 
     def _in_flight(self) -> int | None:
         if self.status_path is None:

@@ -11,7 +11,7 @@ import json
 import re
 
 from harness.records import RequestRecord
-from harness.load.sse import DONE, event_data
+from harness.load.sse import DONE, EventTooLarge, event_data
 
 MAX_ERROR_CHARS = 300
 
@@ -83,7 +83,7 @@ class StreamAccumulator:
                 continue
             try:
                 obj = json.loads(p)
-            except ValueError:
+            except (ValueError, RecursionError):
                 self._fail("malformed_stream", f"unparseable event: {p[:80]!r}")
                 continue
             if not isinstance(obj, dict):
@@ -92,7 +92,10 @@ class StreamAccumulator:
             if "error" in obj:
                 self._stream_error(obj)
                 continue
-            self._payload(obj, t_s)
+            try:
+                self._payload(obj, t_s)
+            except (AttributeError, KeyError, TypeError, ValueError, OverflowError) as exc:  # "choices": [1]
+                self._fail("malformed_stream", f"unexpected event shape ({type(exc).__name__}: {exc}): {p[:80]!r}")
 
     fast = True  # tests switch it off to prove the fast path gives the same records
 
@@ -102,9 +105,13 @@ class StreamAccumulator:
         A read that ends on an event boundary (nearly all of them while streaming) is split here
         and each event goes straight to `_fast`, with no payload list; anything else goes through
         `parser` and `feed`. Both ways give the same record (tests feed the same bytes both ways).
+        Raises EventTooLarge (the record already says malformed_stream) when the parser gave up.
         """
         if parser.pending or not self.fast or block[-2:] != b"\n\n" or b"\r" in block:
             self.feed(parser.feed(block), t_s)
+            if parser.error is not None:  # only this path buffers: the check costs the fast path nothing
+                self._fail("malformed_stream", parser.error)
+                raise EventTooLarge(parser.error)
             return
         for ev in block.split(b"\n\n")[:-1]:
             p = ev[6:] if ev[5:6] == b" " else ev[5:]
@@ -133,6 +140,10 @@ class StreamAccumulator:
             self.rec.itl_s.append(t_s - self._last_token_s)
         self._last_token_s = t_s
         self._chunks += n
+
+    def fail(self, error_type: str, message: str) -> None:
+        """A failure the reader found outside the events (e.g. a body that is not a stream)."""
+        self._fail(error_type, message)
 
     def _fail(self, error_type: str, message: str) -> None:
         if self.rec.error_type is None:  # the first failure is the cause; later ones are fallout
@@ -198,7 +209,7 @@ class StreamAccumulator:
         return rec
 
 
-_SPECIAL = re.compile(rb'"error"|"usage": ?\{|"finish_reason": ?"')
+_SPECIAL = re.compile(rb'"error"|"usage": ?\{|"finish_reason": ?[^n ]')  # a finish reason: anything but null
 
 
 def _plain_middle(p: bytes) -> bool:
@@ -206,7 +217,8 @@ def _plain_middle(p: bytes) -> bool:
 
     Like every byte-level check here it assumes no repeated keys, which no JSON encoder writes.
     """
-    return p[:1] == b"{" and p[-1:] == b"}" and _SPECIAL.search(p) is None and p.count(b'"index"') < 2
+    return (p[:1] == b"{" and p[-1:] == b"}" and _SPECIAL.search(p) is None and p.count(b'"index"') < 2
+            and b'"choices"' in p)  # e.g. a TGI native event sent to an OpenAI user carries no choice
 
 
 def _has_text(p: bytes, key: bytes) -> bool | None:
@@ -288,7 +300,7 @@ class _OpenAIStream(StreamAccumulator):
         for ch in obj.get("choices") or ():
             self._choice(ch, t_s)
             if ch.get("finish_reason"):  # TGI sends "" on intermediate completions chunks
-                self.rec.finish_reason = ch["finish_reason"]
+                self.rec.finish_reason = str(ch["finish_reason"])
         usage = obj.get("usage")
         if usage:
             self._usage(usage)
@@ -348,7 +360,7 @@ class TGIGenerateStream(StreamAccumulator):
                 if details.get("input_length") is not None:
                     self.rec.prompt_tokens = int(details["input_length"])
                 if details.get("finish_reason"):
-                    self.rec.finish_reason = details["finish_reason"]
+                    self.rec.finish_reason = str(details["finish_reason"])
 
 
 ACCUMULATORS = {c.api: c for c in (OpenAIChatStream, OpenAICompletionsStream, TGIGenerateStream)}

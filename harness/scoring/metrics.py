@@ -3,6 +3,7 @@
 The scored window is [load_start_s + warmup_s, load_end_s - cooldown_s] on the monotonic clock; a
 request is scored when its `sent_s` falls inside it (inclusive). Rates divide by the window length.
 `table_*` functions take a table and a scored mask; the list-of-records functions wrap them.
+Requests `cancelled_at_stop` (cut off by the end of the load) are counted apart: see cancelled_mask.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from harness.records import RequestRecord
+from harness.records import CANCELLED_AT_STOP, RequestRecord
 from harness.scoring.stats import describe, describe_pool, safe_div
 from harness.scoring.table import ItlPool, RecordTable, from_records
 
@@ -131,6 +132,24 @@ def in_window(t: RecordTable, window: Window) -> np.ndarray:
     return (t.sent_s >= window.start_s) & (t.sent_s <= window.end_s)
 
 
+def cancelled_mask(t: RecordTable) -> np.ndarray:
+    """Records that ended `cancelled_at_stop`: in flight when the load stopped, unfinished after the drain.
+
+    How they count, everywhere in scoring: such a request says nothing about the server's success or
+    failure (the client gave up on it), so it is neither a completed request (not in throughput,
+    goodput or token rates) nor an error (not in the error rate, whose denominator is the requests
+    that finished). It is counted on its own as `cancelled_at_stop`, and it was in flight (concurrency).
+    Its TTFT is in the TTFT distribution when its first token came: that value is a complete
+    measurement, and leaving out the slow ones cut off mid-stream would bias TTFT low. A request
+    cut off before its first token has no TTFT to give; that leaves a (small, documented) bias low.
+    """
+    out = np.zeros(t.n, dtype=bool)
+    if len(t.err_type):
+        kinds = np.fromiter((e == CANCELLED_AT_STOP for e in t.err_type), dtype=bool, count=len(t.err_type))
+        out[t.err_index[kinds]] = True
+    return out
+
+
 def request_value(rec: RequestRecord, metric: str) -> float | None:
     """A per-request metric value (None when the request has none, e.g. errors)."""
     if not rec.ok:
@@ -155,19 +174,20 @@ def table_distributions(t: RecordTable, scored: np.ndarray) -> dict[str, Any]:
 
     Open loop also gets TTFT and E2E measured from each request's scheduled send time: a client
     that falls behind its schedule then shows in latency, not only in schedule_lag_s (the
-    coordinated-omission correction; empty arrays when no request had a schedule).
+    coordinated-omission correction; empty arrays when no request had a schedule). TTFT (both ways)
+    also takes cancelled_at_stop requests whose first token came (see cancelled_mask).
     """
     out: dict[str, Any] = {}
+    with_ttft = t.ok | cancelled_mask(t)  # a cancelled request without a first token has NaN: dropped below
     for m in PER_REQUEST_METRICS:
-        v = _values(t, m)[scored]
+        v = (np.where(with_ttft, t.ttft_s, np.nan) if m == "ttft_s" else _values(t, m))[scored]
         out[m] = v[~np.isnan(v)]
     out["itl_s"] = t.itl_pool(scored & t.ok)
     has = scored & ~np.isnan(t.scheduled_s)
     out["schedule_lag_s"] = t.sent_s[has] - t.scheduled_s[has]
-    sched_ok = has & t.ok
-    lag_ok = t.sent_s[sched_ok] - t.scheduled_s[sched_ok]
-    for name, col in (("ttft_from_schedule_s", t.ttft_s), ("e2e_from_schedule_s", t.e2e_s)):
-        v = col[sched_ok] + lag_ok
+    for name, col, keep in (("ttft_from_schedule_s", t.ttft_s, with_ttft), ("e2e_from_schedule_s", t.e2e_s, t.ok)):
+        sel = has & keep
+        v = col[sel] + (t.sent_s[sel] - t.scheduled_s[sel])
         out[name] = v[~np.isnan(v)]
     return {k: out[k] for k in ("ttft_s", "tpot_s", "itl_s", "e2e_s", "schedule_lag_s", *FROM_SCHEDULE)}
 
@@ -236,7 +256,8 @@ def table_goodput(t: RecordTable, scored: np.ndarray, policy_rows: list[dict], d
     for row in rows:
         v = _values(t, row["metric"])
         good_mask &= np.isnan(v) | (v < float(row["target"]))
-    good, n = int(good_mask.sum()), int(scored.sum())
+    # Attainment is over the requests that finished: a cancelled_at_stop one is neither good nor a miss.
+    good, n = int(good_mask.sum()), int((scored & ~cancelled_mask(t)).sum())
     note = None if rows else "the policy has no per-request rows (ttft_s/tpot_s/e2e_s): every ok request counts as good"
     return {
         "good_requests": good, "scored_requests": n,
@@ -256,15 +277,18 @@ def table_rates(t: RecordTable, scored: np.ndarray, duration_s: float) -> dict:
     """rates() over the scored records of a table."""
     tok = _tokens(t, scored)
     n = int(scored.sum())
-    errors = n - tok["ok_requests"]
+    cancelled = int((scored & cancelled_mask(t)).sum())
+    finished = n - cancelled  # ok or failed: the error rate's denominator (see cancelled_mask)
+    errors = finished - tok["ok_requests"]
     return {
         "duration_s": duration_s,
         "request_rate_rps": safe_div(tok["ok_requests"], duration_s),
-        "attempted_rate_rps": safe_div(n, duration_s),
+        "attempted_rate_rps": safe_div(n, duration_s),  # every request sent, cancelled ones too
         "input_token_rate_tps": safe_div(tok["input_tokens"], duration_s),
         "output_token_rate_tps": safe_div(tok["output_tokens"], duration_s),
         "total_token_rate_tps": safe_div(tok["total_tokens"], duration_s),
-        "error_rate_pct": safe_div(100.0 * errors, n),
+        "error_rate_pct": safe_div(100.0 * errors, finished),
+        "cancelled_at_stop": cancelled,
         "tokens": tok,
     }
 
@@ -276,10 +300,13 @@ def rates(scored: list[RequestRecord], duration_s: float) -> dict:
 
 
 def table_error_summary(t: RecordTable, scored: np.ndarray, max_examples: int = 5) -> dict:
-    """error_summary() of a table: errors in the scored mask, by type and status, plus the whole run."""
+    """error_summary() of a table: errors in the scored mask, by type and status, plus the whole run.
+    cancelled_at_stop records are not errors: they are counted apart (see cancelled_mask)."""
     seen: set[tuple] = set()
     examples = []
-    in_scored = scored[t.err_index]
+    cancelled = cancelled_mask(t)
+    is_error = ~cancelled[t.err_index]
+    in_scored = scored[t.err_index] & is_error
     bad = [i for i, k in enumerate(in_scored) if k]
     for i in bad:
         etype, msg = t.err_type[i], t.err_msg[i]
@@ -292,10 +319,12 @@ def table_error_summary(t: RecordTable, scored: np.ndarray, max_examples: int = 
     statuses = t.status[t.err_index[in_scored]].tolist()
     return {
         "scored_errors": len(bad),
-        "error_rate_pct": safe_div(100.0 * len(bad), int(scored.sum())),
+        "error_rate_pct": safe_div(100.0 * len(bad), int((scored & ~cancelled).sum())),
         "by_type": dict(Counter(t.err_type[i] or "unknown" for i in bad).most_common()),
         "by_status": {str(k): v for k, v in Counter(statuses).most_common()},
-        "all_run_by_type": dict(Counter(e or "unknown" for e in t.err_type).most_common()),
+        "all_run_by_type": dict(Counter(e or "unknown" for e, k in zip(t.err_type, is_error) if k).most_common()),
+        "cancelled_at_stop": int((scored & cancelled).sum()),
+        "all_run_cancelled_at_stop": int(cancelled.sum()),
         "examples": examples,
     }
 
@@ -303,7 +332,9 @@ def table_error_summary(t: RecordTable, scored: np.ndarray, max_examples: int = 
 def error_summary(scored: list[RequestRecord], all_records: list[RequestRecord], max_examples: int = 5) -> dict:
     """Errors in the window by error_type (and over the whole run), with a few example messages."""
     out = table_error_summary(from_records(scored), np.ones(len(scored), dtype=bool), max_examples)
-    out["all_run_by_type"] = dict(Counter(r.error_type or "unknown" for r in all_records if not r.ok).most_common())
+    out["all_run_by_type"] = dict(Counter(r.error_type or "unknown" for r in all_records
+                                          if not r.ok and r.error_type != CANCELLED_AT_STOP).most_common())
+    out["all_run_cancelled_at_stop"] = sum(1 for r in all_records if r.error_type == CANCELLED_AT_STOP)
     return out
 
 

@@ -4,9 +4,11 @@ import json
 import random
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from harness.load.sse import SSEParser
 from harness.load.streams import ACCUMULATORS
+from harness.records import ERROR_TYPES
 
 VLLM_CHAT = [
     b'{"id":"chatcmpl-9f1c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}],"prompt_token_ids":null}',
@@ -153,3 +155,63 @@ def test_block_reads_give_the_same_record_as_parser_then_full_parse(api):
             payloads = _random_chunks(rng, api, rng.randint(1, 30))
         blocks = _frame(rng, payloads, space=api != "tgi-generate-stream")
         assert _by_blocks(api, blocks, True) == _by_blocks(api, blocks, False), blocks
+
+
+# -- whatever JSON a server sends, one record: never an exception, the same record both ways
+
+_KEYS = ["choices", "delta", "content", "text", "usage", "finish_reason", "error", "error_type", "index",
+         "token", "special", "generated_text", "details", "generated_tokens", "input_length",
+         "completion_tokens", "prompt_tokens", "message", "type"]
+_scalar = st.one_of(st.none(), st.booleans(), st.integers(-2, 10**30), st.floats(allow_nan=False),
+                    st.text(max_size=6), st.sampled_from(["", "stop", "length", "overloaded"]))
+_json = st.recursive(_scalar, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(_KEYS), inner, max_size=4)), max_leaves=12)
+_any_payload = st.one_of(
+    st.dictionaries(st.sampled_from(_KEYS), _json, max_size=5).map(lambda d: json.dumps(d).encode()),
+    st.sampled_from(VLLM_CHAT + TGI_CHAT + COMPLETIONS + TGI_NATIVE + ERRORS),
+    st.binary(max_size=12),
+)
+
+
+@st.composite
+def _server_chunk(draw):
+    """An OpenAI-shaped chunk as a server writes it (one choice with its index, keys in any order),
+    with odd values: what the byte-level fast path must measure exactly as the full parse does."""
+    choice = {"index": 0}
+    if draw(st.booleans()):
+        choice["delta"] = draw(st.dictionaries(st.sampled_from(["content", "role"]), _scalar, max_size=2))
+    else:
+        choice["text"] = draw(_scalar)
+    for key in draw(st.lists(st.sampled_from(["finish_reason", "logprobs", "stop_reason"]), unique=True)):
+        choice[key] = draw(_scalar)
+    obj = {"id": "c", "choices": [choice] if draw(st.integers(0, 5)) else []}
+    if draw(st.integers(0, 4)) == 0:
+        obj["usage"] = draw(st.one_of(st.none(), st.dictionaries(
+            st.sampled_from(["prompt_tokens", "completion_tokens"]), st.integers(0, 99), max_size=2)))
+    sep = draw(st.sampled_from([(",", ":"), (", ", ": ")]))
+    return json.dumps(obj, separators=sep, ensure_ascii=draw(st.booleans())).encode()
+
+
+def _check_valid(rec):
+    assert rec.error_type is None or rec.error_type in ERROR_TYPES
+    assert rec.ok == (rec.error_type is None)
+    if rec.error is not None:
+        assert "\n" not in rec.error and len(rec.error) <= 300
+    assert rec.finish_reason is None or isinstance(rec.finish_reason, str)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from(["openai-chat", "openai-completions", "tgi-generate-stream"]),
+       st.lists(_any_payload, max_size=6))
+def test_any_event_is_a_record_never_an_exception(api, payloads):
+    for fast in (True, False):
+        _check_valid(run(api, payloads, fast))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from(["openai-chat", "openai-completions"]), st.lists(_server_chunk(), max_size=8))
+def test_server_shaped_chunks_with_odd_values_agree_both_ways(api, payloads):
+    payloads = payloads + [b"[DONE]"]
+    fast, full = run(api, payloads, True), run(api, payloads, False)
+    _check_valid(fast)
+    assert fast == full

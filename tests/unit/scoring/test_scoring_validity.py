@@ -55,6 +55,14 @@ def test_runner_reasons_and_reader_problems_come_first_and_once():
     assert v == {"valid": False, "reasons": ["load ended early: x", "requests.jsonl unreadable"]}
 
 
+def test_open_loop_that_did_not_deliver_its_load_is_invalid():
+    meta = {"open_loop": {"scheduled": 1000, "sent": 60, "not_sent": 940}}
+    v = validity([rec(0)], meta=meta)
+    assert not v["valid"] and "940 of 1000" in v["reasons"][0] and "max_in_flight" in v["reasons"][0]
+    # A few due in the run's last instant are tolerated.
+    assert validity([rec(0)], meta={"open_loop": {"scheduled": 1000, "sent": 995, "not_sent": 5}})["valid"]
+
+
 def test_summary_carries_validity():
     s = summarize(__import__("harness.records", fromlist=["RunResult"]).RunResult(
         run_dir=None, scenario={"name": "t"}, records=[], gpu_samples=[], server_samples=[], meta={}))
