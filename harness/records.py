@@ -30,7 +30,13 @@ ERROR_TYPES = (
     "stream_error",
     "malformed_stream",
     "short_output",
+    # The server's answer is not HTTP (garbage on the port, broken chunked framing).
+    "protocol_error",
+    # Still in flight when the load stopped and not finished within load.drain_timeout_s: neither a
+    # success nor a server error (scoring counts it apart); TTFT and tokens so far are kept.
+    "cancelled_at_stop",
 )
+CANCELLED_AT_STOP = "cancelled_at_stop"
 
 
 @dataclass
@@ -85,6 +91,86 @@ class RequestRecord:
 
 
 _FIELD_NAMES: dict[type, frozenset[str]] = {}
+
+# Validation of one record as read back (json path). A bigger time, duration or count than MAX_ABS
+# is a corrupt line, not a measurement (1e12 s is ~31,700 years); NaN in an optional number reads
+# as "not recorded", like null. The bulk reader (scoring.jsonl) applies the same rules in columns.
+# Numbers scoring never reads (first_token_s, sent_unix_s, ...) are only checked to be numbers.
+MAX_ABS = 1e12
+NON_NEGATIVE = frozenset({"ttft_s", "e2e_s", "itl_s", "prompt_tokens", "output_tokens"})
+SCORED_NUMBERS = frozenset({"sent_s", "end_s", "status", "scheduled_s", "ttft_s", "e2e_s", "itl_s",
+                            "prompt_tokens", "output_tokens", "chunk_tokens"})
+_KINDS = {f.name: str(f.type) for f in dataclasses.fields(RequestRecord)}
+_REQUIRED = tuple(f.name for f in dataclasses.fields(RequestRecord)
+                  if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+
+
+def number_problem(name: str, v: Any, optional: bool = True) -> str | None:
+    """Why `v` is not a usable number for field `name` (None: it is, or it is an allowed null)."""
+    if v is None:
+        return None if optional else f"'{name}' is missing"
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return f"'{name}' is not a number"
+    if name not in SCORED_NUMBERS:
+        return None
+    try:
+        f = float(v)
+    except OverflowError:
+        return f"'{name}' is out of range"
+    if f != f:
+        return None if optional else f"'{name}' is not a number"
+    if not abs(f) <= MAX_ABS:
+        return f"'{name}' is out of range"
+    if f < 0 and name in NON_NEGATIVE:
+        return f"'{name}' is negative"
+    return None
+
+
+def record_problem(d: dict) -> str | None:
+    """Why a JSON object is not a usable RequestRecord (first problem in field order), or None."""
+    for name in _REQUIRED:
+        if name not in d:
+            return f"'{name}' is missing"
+    for name, kind in _KINDS.items():
+        if name not in d:  # an older writer's record: the field's default applies
+            continue
+        v = d[name]
+        if kind in ("float", "int", "float | None", "int | None"):
+            why = number_problem(name, v, optional="None" in kind)
+        elif kind == "bool":
+            why = None if isinstance(v, bool) else f"'{name}' is not true/false"
+        elif kind.startswith("str"):
+            why = None if isinstance(v, str) or (v is None and "None" in kind) else f"'{name}' is not a string"
+        elif v is None:
+            why = None if "None" in kind else f"'{name}' is not a list"
+        elif not isinstance(v, list):
+            why = f"'{name}' is not a list"
+        else:
+            why = next((w for x in v if (w := number_problem(name, x))), None)
+        if why:
+            return why
+    if not (0 <= d["status"] <= 999 and float(d["status"]).is_integer()):
+        return "'status' is not an HTTP status"
+    if d["end_s"] < d["sent_s"]:
+        return "'end_s' is before 'sent_s'"
+    return None
+
+
+def parse_record_line(line: bytes) -> tuple[RequestRecord | None, str | None]:
+    """(record, None), (None, why it was skipped), or (None, None) for a blank line."""
+    line = line.strip()
+    if not line:
+        return None, None
+    try:
+        d = json.loads(line.decode("utf-8"), strict=False)  # strict=False: raw control characters, as the bulk path
+    except UnicodeDecodeError:
+        return None, "not UTF-8 text"
+    except (ValueError, RecursionError):
+        return None, "not valid JSON (a torn or corrupt line)"
+    if not isinstance(d, dict):
+        return None, "not a JSON object"
+    why = record_problem(d)
+    return (None, why) if why else (RequestRecord.from_dict(d), None)
 
 
 @dataclass
@@ -194,17 +280,16 @@ class JsonlTail:
         return out
 
 
-def iter_records(path: Path | str) -> Iterator[RequestRecord]:
-    """Read requests.jsonl; a torn last line (crash mid-write) is skipped, not fatal."""
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                yield RequestRecord.from_dict(json.loads(line))
-            except (json.JSONDecodeError, TypeError):
-                continue
+def iter_records(path: Path | str, skips: Any = None) -> Iterator[RequestRecord]:
+    """Read requests.jsonl; a torn last line (crash mid-write) or any unusable line is skipped, not
+    fatal, and reported to `skips.add(line_no, why)` when given (runfolder.LineSkips)."""
+    with open(path, "rb") as fh:
+        for no, line in enumerate(fh, 1):
+            rec, why = parse_record_line(line)
+            if rec is not None:
+                yield rec
+            elif why and skips is not None:
+                skips.add(no, why)
 
 
 def write_csv(path: Path | str, rows: Iterable[Any], cls: type) -> int:
@@ -220,32 +305,12 @@ def write_csv(path: Path | str, rows: Iterable[Any], cls: type) -> int:
     return n
 
 
-def read_csv(path: Path | str, cls: type) -> list[Any]:
-    """Read a CSV written by `write_csv` back into dataclass rows (missing file → [])."""
-    p = Path(path)
-    if not p.exists():
-        return []
-    types = {f.name: f.type for f in dataclasses.fields(cls)}
-    out = []
-    with open(p, newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            kw: dict[str, Any] = {}
-            for k, v in row.items():
-                if k not in types:
-                    continue
-                t = str(types[k])
-                if v == "" and "None" in t:
-                    kw[k] = None
-                elif t.startswith("bool"):
-                    kw[k] = v == "True"
-                elif t.startswith("int"):
-                    kw[k] = int(float(v))
-                elif t.startswith("str"):
-                    kw[k] = v
-                else:
-                    kw[k] = float(v)
-            out.append(cls(**kw))
-    return out
+def read_csv(path: Path | str, cls: type, skips: Any = None) -> list[Any]:
+    """Read a CSV written by `write_csv` back into dataclass rows (missing file → []); rows that
+    cannot be read are skipped and reported to `skips` (harness.runfolder.read_csv)."""
+    from harness.runfolder import read_csv as _read_csv
+
+    return _read_csv(path, cls, skips)
 
 
 @dataclass
@@ -254,6 +319,8 @@ class RunResult:
 
     `table` (a harness.scoring.table.RecordTable) is the columnar form of the records when the run
     was loaded for scoring at scale; then `records` is a LazyRecords that parses the file on first use.
+    `reader_notes`: one line per file the readers could only partly use (summary notes);
+    `reader_problems`: why the run cannot be trusted as recorded (summary validity reasons).
     """
 
     run_dir: Path
@@ -263,6 +330,8 @@ class RunResult:
     server_samples: list[ServerSample]
     meta: dict[str, Any]
     table: Any = None
+    reader_notes: list[str] = field(default_factory=list)
+    reader_problems: list[str] = field(default_factory=list)
 
 
 class LazyRecords(Sequence):
@@ -274,7 +343,10 @@ class LazyRecords(Sequence):
 
     def _all(self) -> list[RequestRecord]:
         if self._items is None:
-            self._items = list(iter_records(self.path)) if self.path.exists() else []
+            try:
+                self._items = list(iter_records(self.path)) if self.path.exists() else []
+            except OSError:  # unreadable: write_reports has already said so
+                self._items = []
         return self._items
 
     def __len__(self) -> int:
@@ -298,34 +370,16 @@ BACKEND_LOG = "backend.log"
 
 
 def load_run(run_dir: Path | str) -> RunResult:
-    """Load a saved run folder. Raises FileNotFoundError naming what is missing."""
-    run = load_run_parts(run_dir)
-    req_path = run.run_dir / REQUESTS_FILE
-    run.records = list(iter_records(req_path)) if req_path.exists() else []
-    return run
+    """Load a saved run folder with its records as objects (harness.runfolder.load_run).
+    Raises runfolder.RunFolderError (a ConfigError, one line) when it is not a run folder."""
+    from harness.runfolder import load_run as _load_run
+
+    return _load_run(run_dir)
 
 
 def load_run_parts(run_dir: Path | str) -> RunResult:
-    """A run folder without its request records (records=[]): scenario, meta and samples.
+    """A run folder without its request records (records=[]): scenario, meta and samples, with
+    what could not be read in reader_notes / reader_problems (harness.runfolder.load_run_parts)."""
+    from harness.runfolder import load_run_parts as _load_parts
 
-    The base of load_run, and of the columnar loader, which adds a RecordTable and LazyRecords.
-    """
-    import yaml  # local: keep records importable by the gevent side without extra work
-
-    d = Path(run_dir)
-    if not d.is_dir():
-        raise FileNotFoundError(f"run folder {d} does not exist")
-    scen_path = d / SCENARIO_FILE
-    if not scen_path.exists():
-        raise FileNotFoundError(f"{scen_path} is missing: is {d} a slabench run folder?")
-    scenario = yaml.safe_load(scen_path.read_text(encoding="utf-8")) or {}
-    meta_path = d / META_FILE
-    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
-    return RunResult(
-        run_dir=d,
-        scenario=scenario,
-        records=[],
-        gpu_samples=read_csv(d / GPU_FILE, GpuSample),
-        server_samples=read_csv(d / SERVER_FILE, ServerSample),
-        meta=meta,
-    )
+    return _load_parts(run_dir)

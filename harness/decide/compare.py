@@ -17,6 +17,7 @@ import numpy as np
 from harness.config import ConfigError
 from harness.decide.matrix import REPORTS_ROOT, _utc_stamp
 from harness.records import load_run
+from harness.report.fmt import shown_overall
 from harness.scoring import distributions, scoring_window, split_records, summarize
 
 RESAMPLES = 400
@@ -112,7 +113,7 @@ def compare_summaries(names: list[str], summaries: list[dict], samples: list[dic
         rates = s.get("rates") or {}
         runs.append({"name": name, "run_dir": d, "scenario": (s.get("run") or {}).get("scenario_name"),
                      "backend": " ".join(str(x) for x in (b.get("type"), b.get("gpu"), b.get("quantization")) if x),
-                     "sla_overall": (s.get("sla") or {}).get("overall"), "requests": (s.get("counts") or {}).get("scored"),
+                     "sla_overall": shown_overall(s), "requests": (s.get("counts") or {}).get("scored"),
                      "request_rate_rps": rates.get("request_rate_rps"),
                      "output_token_rate_tps": rates.get("output_token_rate_tps"),
                      "error_rate_pct": rates.get("error_rate_pct"),

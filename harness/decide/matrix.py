@@ -18,6 +18,7 @@ from harness.decide.matrixfile import MatrixFile, Variant, expand, load_matrix, 
 from harness.decide.pareto import decision_rows, decision_verdict, misses, pareto_front, recommend
 from harness.decide.progress import Progress, fmt_s
 from harness.decide.runs import CANNOT_RUN, DONE, Interrupted, expected_s, finished, load_summary, mode_of, run_one
+from harness.report.fmt import shown_overall
 
 PLAN_FILE, COMPARISON_JSON, COMPARISON_HTML = "plan.json", "comparison.json", "comparison.html"
 REPORTS_ROOT = Path("reports")
@@ -89,7 +90,7 @@ def variant_row(v: Variant, status: dict | None, summary: dict | None, accept: t
     rates = summary.get("rates") or {}
     gpu_util = ((summary.get("metrics") or {}).get("gpu_utilization_pct") or {})
     row.update(
-        verdict=decision_verdict(summary), sla_overall=(summary.get("sla") or {}).get("overall"),
+        verdict=decision_verdict(summary), sla_overall=shown_overall(summary),
         ttft_p50_s=_m(summary, "ttft_s", "p50"), ttft_p99_s=_m(summary, "ttft_s", "p99"),
         tpot_p50_s=_m(summary, "tpot_s", "p50"), tpot_p99_s=_m(summary, "tpot_s", "p99"),
         e2e_p99_s=_m(summary, "e2e_s", "p99"), request_rate_rps=rates.get("request_rate_rps"),

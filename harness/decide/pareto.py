@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-RANK = {"PASS": 0, "WARN": 1, "FAIL": 2}
+# Worse is higher. INCONCLUSIVE (a tail from too few samples) is never accepted: no `accept` tuple
+# holds it, so a variant or sweep point judged on too short a run does not meet the SLA.
+RANK = {"PASS": 0, "WARN": 1, "INCONCLUSIVE": 2, "FAIL": 3}
 
 
 def decision_rows(summary: dict) -> list[dict]:
@@ -18,8 +20,18 @@ def decision_rows(summary: dict) -> list[dict]:
     return [r for r in rows if r.get("hard") and r.get("verdict") in RANK and not r.get("offered_limited")]
 
 
+def invalid_reasons(summary: dict) -> list[str] | None:
+    """Why the run is invalid (summary `validity`), or None: an invalid run never meets the SLA."""
+    validity = summary.get("validity")
+    if isinstance(validity, dict) and validity.get("valid") is False:
+        return [str(r) for r in validity.get("reasons") or []] or ["no reason recorded"]
+    return None
+
+
 def decision_verdict(summary: dict, rows: list[dict] | None = None) -> str:
-    """Worst verdict over `decision_rows` ("NOT MEASURED" when there is none)."""
+    """Worst verdict over `decision_rows` ("NOT MEASURED" when there is none; "INVALID" for an invalid run)."""
+    if invalid_reasons(summary) is not None:
+        return "INVALID"
     rows = decision_rows(summary) if rows is None else rows
     if not rows:
         return "NOT MEASURED"
@@ -37,14 +49,20 @@ def row_miss(row: dict) -> float:
 
 
 def misses(summary: dict, accept: tuple[str, ...] = ("PASS",)) -> list[dict]:
-    """Decision rows whose verdict is not accepted: label, value, target, unit, verdict, miss fraction."""
+    """Decision rows whose verdict is not accepted: label, value, target, unit, verdict, miss fraction
+    (first, for an invalid run: its reasons, as a miss no variant can be closest by)."""
     out = []
+    reasons = invalid_reasons(summary)
+    if reasons is not None:
+        out.append({"label": "run validity", "metric": "validity", "stat": None, "value": None, "target": None,
+                    "alert": None, "unit": None, "better": None, "verdict": "INVALID", "miss": float("inf"),
+                    "reasons": reasons, "needed_requests": None})
     for r in decision_rows(summary):
         if r["verdict"] not in accept:
             out.append({"label": r.get("label") or r["metric"], "metric": r["metric"], "stat": r.get("stat"),
                         "value": r.get("value"), "target": r["target"], "alert": r.get("alert"),
                         "unit": r.get("unit"), "better": r.get("better"), "verdict": r["verdict"],
-                        "miss": row_miss(r)})
+                        "miss": row_miss(r), "needed_requests": r.get("needed_requests")})
     return out
 
 
@@ -71,9 +89,15 @@ def _fmt(v: Any, unit: str | None) -> str:
 
 
 def miss_text(m: dict) -> str:
+    if m.get("verdict") == "INVALID":
+        return "invalid run: " + "; ".join(m.get("reasons") or [])
     sign = "<" if m.get("better") == "lower" else ">"
     pct = "" if m["miss"] in (0.0, float("inf")) else f", {m['miss'] * 100:+.0f}%"
-    return f"{m['label']} {_fmt(m['value'], m.get('unit'))} (target {sign} {_fmt(m['target'], m.get('unit'))}{pct})"
+    text = f"{m['label']} {_fmt(m['value'], m.get('unit'))} (target {sign} {_fmt(m['target'], m.get('unit'))}{pct})"
+    if m.get("verdict") == "INCONCLUSIVE":
+        need = f"about {m['needed_requests']} requests" if m.get("needed_requests") else "a longer run"
+        text += f" inconclusive: too few samples, needs {need}"
+    return text
 
 
 def recommend(rows: list[dict], accept: tuple[str, ...] = ("PASS",), cost_key: str = "cost") -> dict:

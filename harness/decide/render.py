@@ -18,7 +18,7 @@ from harness.report import fmt
 from harness.report.plots import COLORS, png_b64
 from harness.scoring import json_safe
 
-VERDICT_COLORS = {"PASS": COLORS["pass"], "WARN": COLORS["warn"], "FAIL": COLORS["fail"]}
+VERDICT_COLORS = {"PASS": COLORS["pass"], "WARN": COLORS["warn"], "FAIL": COLORS["fail"], "INCONCLUSIVE": "#5e35b1"}
 PALETTE = ["#1f5fa8", "#e07b00", "#2e7d32", "#c62828", "#6a1b9a", "#00838f", "#5d4037", "#827717"]
 
 

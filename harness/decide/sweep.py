@@ -15,11 +15,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from harness.config import ConfigError, Scenario, load_scenario, resolve_scenario
+from harness.config import MAX_DURATION_S, ConfigError, Scenario, load_scenario, resolve_scenario
 from harness.decide.matrix import PLAN_FILE, REPORTS_ROOT, _m, choose_out
-from harness.decide.pareto import decision_verdict, miss_text, misses
+from harness.decide.pareto import RANK, decision_verdict, miss_text, misses
 from harness.decide.progress import Progress, fmt_s
 from harness.decide.runs import DONE, Interrupted, expected_s, finished, load_summary, mode_of, run_one
+from harness.scoring.stats import TAIL_STATS
 
 Measure = Callable[[float, int], "tuple[bool, dict]"]
 
@@ -103,10 +104,10 @@ def search(measure: Measure, start: float, precision: float = 0.05, repeats: int
 
 def sweep_passes(summary: dict, accept: tuple[str, ...] = ("PASS",)) -> tuple[bool, list[dict]]:
     """A point passes when every hard, measured lower-is-better row (latency, errors, queue) is
-    accepted. Rows where higher is better (throughput, GPU utilization) rise with load: they are
-    reported at capacity, not searched on."""
+    accepted (an INCONCLUSIVE row never is: the point ran too short to judge). Rows where higher is
+    better (throughput, GPU utilization) rise with load: they are reported at capacity, not searched on."""
     rows = [r for r in (summary.get("sla") or {}).get("rows") or []
-            if r.get("hard") and r.get("better") == "lower" and r.get("verdict") in ("PASS", "WARN", "FAIL")]
+            if r.get("hard") and r.get("better") == "lower" and r.get("verdict") in RANK]
     ms = [m for m in misses(summary, accept) if m.get("better") == "lower"]
     return bool(rows) and decision_verdict(summary, rows) in accept, ms
 
@@ -147,8 +148,26 @@ def sweep_scenario(path: Path, concurrency: bool) -> tuple[Scenario, float]:
     return scn, float(load.rate_rps)
 
 
+# An open-loop point is run long enough that its tail rows can be judged: the policy's min_samples
+# scored requests, plus a quarter for Poisson variation and errors (which give no latency sample).
+# Otherwise a low rate would be INCONCLUSIVE, never passing, and the search would halve into nothing.
+SAMPLE_MARGIN = 1.25
+
+
+def judgeable_duration_s(scn: Scenario, rate_rps: float) -> float:
+    """The point's duration_s: the scenario's, or longer so the scored window holds enough requests
+    for every p99/p99.9 row (MAX_DURATION_S at most)."""
+    load, policy = scn.load, scn.sla
+    tails = [r for r in getattr(policy, "rows", []) if r.stat in TAIL_STATS]
+    if not tails or rate_rps <= 0:
+        return load.duration_s
+    scored_s = math.ceil(policy.min_samples * SAMPLE_MARGIN) / rate_rps
+    return min(max(load.duration_s, load.warmup_s + load.cooldown_s + scored_s), MAX_DURATION_S)
+
+
 def _variant(scn: Scenario, x: float, repeat: int, concurrency: bool) -> Scenario:
-    load = scn.load.model_copy(update={"users": int(x)} if concurrency else {"rate_rps": float(x)})
+    update = {"users": int(x)} if concurrency else {"rate_rps": float(x), "duration_s": judgeable_duration_s(scn, x)}
+    load = scn.load.model_copy(update=update)
     wl = scn.workload.model_copy(update={"seed": scn.workload.seed + repeat})
     return scn.model_copy(update={"load": load, "workload": wl, "name": f"{scn.name}-{_key(x)}-r{repeat}"})
 

@@ -14,7 +14,7 @@ body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; ma
 h1 { font-size: 1.5em; margin-bottom: .2em; } h2 { font-size: 1.2em; border-bottom: 1px solid #ddd; padding-bottom: .2em; margin-top: 1.6em; }
 table { border-collapse: collapse; margin: .5em 0; font-size: .88em; } th, td { border: 1px solid #ddd; padding: .3em .55em; text-align: left; vertical-align: top; }
 th { background: #f4f4f4; } td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-.pass { background: #e8f5e9; } .warn { background: #fff8e1; } .fail { background: #ffebee; } .nm { background: #eceff1; }
+.pass { background: #e8f5e9; } .warn { background: #fff8e1; } .fail { background: #ffebee; } .nm { background: #eceff1; } .inc { background: #ede7f6; } .invalid { background: #fbe9e7; }
 .rec { border: 2px solid #2e7d32; background: #f1f8f1; padding: .8em 1em; font-size: 1.05em; }
 .rec.closest { border-color: #f9a825; background: #fffbea; } .rec.none { border-color: #c62828; background: #fff3f3; }
 .note { color: #555; font-size: .85em; } .muted { color: #888; } img { max-width: 100%; }

@@ -67,8 +67,14 @@ def load_test_lines(run_dir: Path | None, hint: Path | None) -> list[dict]:
     ev = (f"{run_dir}: scenario {run.get('scenario_name')}, SLA '{(sla.get('policy') or {}).get('name')}' "
           f"overall {overall}, {counts.get('ok', 0)} ok / {counts.get('errors', 0)} errors")
     details = {"run_dir": str(run_dir), "overall": overall, "finished_utc": run.get("finished_utc")}
-    if run.get("interrupted"):
+    validity = summary.get("validity") if isinstance(summary.get("validity"), dict) else {}
+    if validity.get("valid") is False:  # an invalid run measured nothing it claims: never a pass
+        why = "; ".join(str(r) for r in validity.get("reasons") or []) or "no reason recorded"
+        load = line("load_test", PRE, t_load, FAIL, ev + f" — INVALID RUN: {why}", **details)
+    elif run.get("interrupted"):
         load = line("load_test", PRE, t_load, WARN, ev + " — the run was interrupted", **details)
+    elif overall == "INCONCLUSIVE":  # too few samples to judge a hard tail row: not passing
+        load = line("load_test", PRE, t_load, FAIL, ev + " — too few samples to judge: run it longer", **details)
     else:
         verdict = {"PASS": PASS, "WARN": WARN, "FAIL": FAIL}.get(overall, WARN)
         load = line("load_test", PRE, t_load, verdict, ev, **details)

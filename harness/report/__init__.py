@@ -30,50 +30,70 @@ def _write_text(path: Path, text: str) -> Path:
 
 
 def attach_baseline(run_dir: Path | str, baseline: Path | str, tolerance_pct: float = DEFAULT_TOLERANCE_PCT) -> None:
-    """Copy a baseline summary into the run folder (and its tolerance into meta.json) for write_reports."""
-    d = Path(run_dir)
+    """Copy a baseline summary into the run folder (and its tolerance into meta.json) for write_reports.
+    RunFolderError (one line) when the folder is not a run folder or its meta.json cannot take it."""
+    from harness.runfolder import RunFolderError, run_folder
+
+    d = run_folder(run_dir)
     base = load_baseline(baseline)
-    _write_text(d / BASELINE_FILE, json.dumps(base, indent=1) + "\n")
     meta_path = d / "meta.json"
-    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
+    except (OSError, ValueError, RecursionError):
+        meta = None
+    if not isinstance(meta, dict):  # never overwrite a damaged meta.json: it is the run's evidence
+        raise RunFolderError(f"{meta_path} is not a readable JSON object, so the baseline cannot be recorded: "
+                             "re-render without --baseline, or restore meta.json")
+    _write_text(d / BASELINE_FILE, json.dumps(base, indent=1) + "\n")
     meta["baseline"] = {"source": str(baseline), "tolerance_pct": tolerance_pct}
     _write_text(meta_path, json.dumps(meta, indent=1) + "\n")
 
 
 def write_reports(run_dir: Path | str) -> dict[str, Path]:
     """Score the run in `run_dir` and write every report file into it; returns file name → path
-    ("summary.json", "report.html", "junit.xml", "summary.md", "requests.csv")."""
+    ("summary.json", "report.html", "junit.xml", "summary.md", "requests.csv"). Damaged files are
+    used as far as they can be read (noted, and invalid where nothing is measured); only a path that
+    is not a run folder raises, RunFolderError (a ConfigError: one line)."""
     from harness.report.export import RequestsCsv, write_requests_csv_from_jsonl
     from harness.report.html import render_html
     from harness.report.junit import junit_xml
     from harness.report.markdown import summary_markdown
-    from harness.scoring import scoring_window, summarize
+    from harness.runfolder import LineSkips, note_records, read_baseline
+    from harness.scoring import json_safe, scoring_window, summarize
     from harness.scoring.jsonl import load_table
     from harness.scoring.metrics import window_needs_records
+    from harness.scoring.table import from_records
 
-    d = Path(run_dir)
-    run = load_run_parts(d)
-    meta = run.meta if isinstance(run.meta, dict) else {}
-    scenario = run.scenario or {}
+    run = load_run_parts(run_dir)
+    d = run.run_dir
+    meta, scenario = run.meta, run.scenario
     jsonl = d / REQUESTS_FILE
     # With load_start_s/load_end_s in meta the window does not depend on the records: the CSV is
     # written while the JSONL is read. Old runs without them need the records first (second pass).
     known = not window_needs_records(meta)
     sink = RequestsCsv(d / CSV_FILE, scoring_window(meta, scenario, [])) if known else None
+    skips, error = LineSkips(REQUESTS_FILE), None
     try:
-        run.table = load_table(jsonl, [sink] if sink else [])
+        run.table = load_table(jsonl, [sink] if sink else [], skips)
+    except OSError as exc:  # a folder named requests.jsonl, no permission: nothing of it is read
+        run.table, error = from_records([]), f"cannot be read ({exc.strerror or type(exc).__name__})"
     finally:
         if sink:
             sink.close()
+    note_records(run, skips, run.table.n, error)
     run.records = LazyRecords(jsonl)  # for any caller that wants objects; scoring uses run.table
     if not known:
-        write_requests_csv_from_jsonl(jsonl, d / CSV_FILE, scoring_window(meta, scenario, run.table))
+        window = scoring_window(meta, scenario, run.table)
+        if error is None:
+            write_requests_csv_from_jsonl(jsonl, d / CSV_FILE, window)
+        else:  # requests.jsonl unreadable (already a validity reason): the CSV is its header alone
+            RequestsCsv(d / CSV_FILE, window).close()
+    base = read_baseline(run)  # before summarize: an unreadable baseline is a validity reason
     summary = summarize(run)
-    base_path = d / BASELINE_FILE
-    if base_path.is_file():  # `--baseline` copied it here, so a re-render keeps the section
-        base = json.loads(base_path.read_text(encoding="utf-8"))
-        tol = (meta.get("baseline") or {}).get("tolerance_pct", DEFAULT_TOLERANCE_PCT)
-        summary["regression"] = compare_to_baseline(summary, base, tol)
+    if base is not None:  # `--baseline` copied it here, so a re-render keeps the section
+        tol = (meta.get("baseline") or {}).get("tolerance_pct")
+        tol = DEFAULT_TOLERANCE_PCT if tol is None else tol
+        summary["regression"] = json_safe(compare_to_baseline(summary, base, tol))
     out = {SUMMARY_FILE: _write_text(d / SUMMARY_FILE, json.dumps(summary, indent=2, allow_nan=False) + "\n")}
     out[JUNIT_FILE] = _write_text(d / JUNIT_FILE, junit_xml(summary))
     out[MARKDOWN_FILE] = _write_text(d / MARKDOWN_FILE, summary_markdown(summary))

@@ -68,4 +68,22 @@ def threshold(row: dict, key: str) -> str:
 
 
 def verdict_class(verdict: str | None) -> str:
-    return {"PASS": "pass", "WARN": "warn", "FAIL": "fail"}.get(verdict or "", "nm")
+    return {"PASS": "pass", "WARN": "warn", "FAIL": "fail", "INCONCLUSIVE": "inc", "INVALID": "invalid"}.get(
+        verdict or "", "nm")
+
+
+def invalid_reasons(summary: dict) -> list[str] | None:
+    """The reasons a run is invalid (summary `validity`), or None for a valid run. Runs scored before
+    validity existed have no such key: valid."""
+    validity = summary.get("validity")
+    if not isinstance(validity, dict) or validity.get("valid", True) is not False:
+        return None
+    reasons = [str(r) for r in validity.get("reasons") or [] if r]
+    return reasons or ["no reason recorded"]
+
+
+def shown_overall(summary: dict) -> str:
+    """The overall verdict every report shows: INVALID for an invalid run, else the SLA's overall."""
+    if invalid_reasons(summary) is not None:
+        return "INVALID"
+    return str((summary.get("sla") or {}).get("overall") or "NOT MEASURED")

@@ -1,7 +1,7 @@
 """HTML: one self-contained report.html (summary + run → jinja2 template, inline CSS, base64 PNG plots).
 
-Autoescape is on and a Content-Security-Policy forbids scripts, so any server or dataset string
-(error messages, model names, commands) renders as inert text. No network, fonts or external files.
+Autoescape is on and a Content-Security-Policy forbids scripts, so server and dataset strings render
+as inert text; no network, fonts or files. An invalid run opens with an "INVALID RUN" banner.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from harness.report import fmt
 from harness.report.plots import distribution_plot, timeseries_plot
 from harness.scoring import scoring_window, table_of
 from harness.scoring.metrics import in_window, table_distributions
+from harness.scoring.stats import MIN_TAIL_SAMPLES
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 LATENCY_TITLES = {"ttft_s": "TTFT (time to first token)", "tpot_s": "TPOT (time per output token, per request)",
@@ -68,6 +69,15 @@ def build_plots(run: RunResult, summary: dict) -> dict:
     return {"distributions": plots, "timeseries": timeseries_plot(summary.get("timeseries") or {})}
 
 
+def _min_samples(summary: dict) -> int:
+    """The tail-sample threshold the SLA used (the policy's min_samples; older summaries: the method's)."""
+    for v in (((summary.get("sla") or {}).get("policy") or {}).get("min_samples"),
+              (summary.get("method") or {}).get("min_tail_samples")):
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+            return v
+    return MIN_TAIL_SAMPLES
+
+
 def render_html(run: RunResult, summary: dict) -> str:
     """The report.html text for one run and its summary."""
     meta = run.meta if isinstance(run.meta, dict) else {}
@@ -80,5 +90,7 @@ def render_html(run: RunResult, summary: dict) -> str:
         "backend": meta.get("backend") if isinstance(meta.get("backend"), dict) else {},
         "host": meta.get("host") if isinstance(meta.get("host"), dict) else {},
         "pcts": ["p50", "p90", "p95", "p99", "p99.9"],
+        "overall": fmt.shown_overall(summary), "invalid_reasons": fmt.invalid_reasons(summary),
+        "min_samples": _min_samples(summary),
     }
     return make_env().get_template("report.html.j2").render(**ctx)

@@ -1,6 +1,7 @@
 """JUnit: one <testsuite>, one <testcase> per SLA row (summary dict → junit.xml via xml.etree).
 
-FAIL → <failure>; WARN → passed with a <system-out> note; NOT MEASURED → <skipped> with the reason.
+FAIL and a hard INCONCLUSIVE → <failure>; WARN → passed with a <system-out> note; NOT MEASURED and an
+advisory INCONCLUSIVE → <skipped>. An invalid run adds one failing testcase, "run validity", first.
 """
 
 from __future__ import annotations
@@ -31,22 +32,37 @@ def _row_text(r: dict) -> str:
     return "; ".join(parts)
 
 
+def _failing(r: dict) -> bool:
+    return r.get("verdict") == "FAIL" or (r.get("verdict") == "INCONCLUSIVE" and r.get("hard", True))
+
+
+def _inconclusive_message(r: dict) -> str:
+    note = str(r.get("note") or "too few samples to judge").removeprefix("inconclusive: ")
+    return f"inconclusive: {r.get('label') or r.get('metric')}: {note}"
+
+
 def junit_tree(summary: dict) -> ET.ElementTree:
     """The JUnit XML tree: <testsuites><testsuite name=...><testcase .../>…</testsuite></testsuites>."""
     sla = summary.get("sla") or {}
     rows = sla.get("rows") or []
     scen = (summary.get("run") or {}).get("scenario_name") or "run"
     policy = (sla.get("policy") or {}).get("name") or "sla"
-    failures = sum(1 for r in rows if r.get("verdict") == "FAIL")
-    skipped = sum(1 for r in rows if r.get("verdict") not in ("PASS", "WARN", "FAIL"))
+    reasons = fmt.invalid_reasons(summary)
+    extra = 0 if reasons is None else 1
+    tests, failures = len(rows) + extra, sum(1 for r in rows if _failing(r)) + extra
+    skipped = sum(1 for r in rows if not _failing(r) and r.get("verdict") not in ("PASS", "WARN"))
     dur = (summary.get("window") or {}).get("duration_s") or 0.0
-    root = ET.Element("testsuites", tests=str(len(rows)), failures=str(failures), errors="0", skipped=str(skipped))
-    suite = ET.SubElement(root, "testsuite", name=_clean(f"slabench.{scen}.{policy}"), tests=str(len(rows)),
+    root = ET.Element("testsuites", tests=str(tests), failures=str(failures), errors="0", skipped=str(skipped))
+    suite = ET.SubElement(root, "testsuite", name=_clean(f"slabench.{scen}.{policy}"), tests=str(tests),
                           failures=str(failures), errors="0", skipped=str(skipped), time=f"{float(dur):.3f}")
     props = ET.SubElement(suite, "properties")
-    for k, v in (("overall", sla.get("overall")), ("policy", policy), ("scenario", scen),
-                 ("started_utc", (summary.get("run") or {}).get("started_utc"))):
+    for k, v in (("overall", fmt.shown_overall(summary)), ("sla_overall", sla.get("overall")), ("policy", policy),
+                 ("scenario", scen), ("started_utc", (summary.get("run") or {}).get("started_utc"))):
         ET.SubElement(props, "property", name=k, value=_clean(v))
+    if reasons is not None:
+        case = ET.SubElement(suite, "testcase", classname=_clean(f"slabench.run.{scen}"), name="run validity", time="0")
+        text = _clean("invalid run: " + "; ".join(reasons))
+        ET.SubElement(case, "failure", message=text, type="INVALID").text = text
     for r in rows:
         case = ET.SubElement(suite, "testcase", classname=_clean(f"slabench.sla.{scen}"),
                              name=_clean(r.get("label") or r.get("metric")), time="0")
@@ -55,6 +71,11 @@ def junit_tree(summary: dict) -> ET.ElementTree:
         if verdict == "FAIL":
             f = ET.SubElement(case, "failure", message=text, type="SLA")
             f.text = text
+        elif verdict == "INCONCLUSIVE" and r.get("hard", True):
+            f = ET.SubElement(case, "failure", message=_clean(_inconclusive_message(r)), type="INCONCLUSIVE")
+            f.text = text
+        elif verdict == "INCONCLUSIVE":
+            ET.SubElement(case, "skipped", message=_clean(_inconclusive_message(r) + " (advisory row)"))
         elif verdict == "WARN":
             ET.SubElement(case, "system-out").text = "WARN: " + text
         elif verdict != "PASS":

@@ -1,13 +1,14 @@
 """Markdown: a compact summary.md for a PR comment (summary dict → str).
 
-Verdict line, SLA table, key latency percentiles, throughput and cost; table cells are escaped.
+Verdict line (INVALID first for an invalid run), SLA table, key latency percentiles, throughput and
+cost; table cells are escaped.
 """
 
 from __future__ import annotations
 
 from harness.report import fmt
 
-ICON = {"PASS": "✅", "WARN": "⚠️", "FAIL": "❌"}
+ICON = {"PASS": "✅", "WARN": "⚠️", "FAIL": "❌", "INCONCLUSIVE": "❔", "INVALID": "⛔"}
 
 
 def _cell(s: object) -> str:
@@ -19,8 +20,15 @@ def _cell(s: object) -> str:
 def summary_markdown(summary: dict) -> str:
     run, sla = summary.get("run") or {}, summary.get("sla") or {}
     counts, rates, cost = summary.get("counts") or {}, summary.get("rates") or {}, summary.get("cost") or {}
-    overall = sla.get("overall", "NOT MEASURED")
+    overall = fmt.shown_overall(summary)
     lines = [f"### slabench `{_cell(run.get('scenario_name') or 'run')}`: {ICON.get(overall, '')} **{overall}**", ""]
+    reasons = fmt.invalid_reasons(summary)
+    if reasons is not None:
+        lines += [f"> **INVALID RUN — {_cell('; '.join(reasons))}** (no verdict: the SLA rows below are as "
+                  f"measured, overall {_cell(sla.get('overall', 'NOT MEASURED'))})", ""]
+    if sla.get("inconclusive_hard"):
+        lines += [f"> **INCONCLUSIVE**: too few samples to judge {_cell(', '.join(map(str, sla['inconclusive_hard'])))}"
+                  " (see the row notes for the run length needed)", ""]
     lines.append(f"Policy `{_cell((sla.get('policy') or {}).get('name'))}` · requests: {counts.get('total', 0)} total, "
                  f"{counts.get('scored', 0)} scored, {counts.get('scored_errors', 0)} errors · "
                  f"window {fmt.num((summary.get('window') or {}).get('duration_s'))} s")
@@ -52,6 +60,9 @@ def summary_markdown(summary: dict) -> str:
                      f"{_cell(cost.get('price_source'))}).")
     else:
         lines.append(f"Cost: not computed ({_cell(cost.get('reason') or 'no price')}).")
+    notes = [str(n) for n in summary.get("notes") or [] if n]
+    if notes:
+        lines += [""] + [f"- note: {_cell(n)}" for n in notes]
     reg = summary.get("regression")
     if reg:
         lines += ["", f"**vs baseline** (tolerance {reg['tolerance_pct']:g} %): **{reg['verdict']}**", "",

@@ -1,6 +1,7 @@
 """Text: the plain-text SLA table the CLI prints after a run (summary dict → str).
 
-Columns: metric, value, target, alert, verdict; notes follow the table, one per line.
+Columns: metric, value, target, alert, verdict; notes follow the table, one per line. An invalid
+run says so on its first line, and its overall shows as INVALID.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ def sla_table_text(summary: dict) -> str:
     body = []
     for r in rows:
         verdict = r.get("verdict", "")
-        if not r.get("hard", True) and not r.get("insufficient_samples"):
+        if not r.get("hard", True):
             verdict += " (advisory)"
         body.append((r.get("label") or r.get("metric", ""), fmt.value(r.get("value"), r.get("unit")),
                      fmt.threshold(r, "target"), fmt.threshold(r, "alert"), verdict))
@@ -25,7 +26,11 @@ def sla_table_text(summary: dict) -> str:
     out = [line(header), line(["-" * w for w in widths])] + [line(b) for b in body]
     policy = (sla.get("policy") or {}).get("name") or "?"
     out.append("")
-    out.append(f"SLA '{policy}': {sla.get('overall', 'NOT MEASURED')}")
+    overall = fmt.shown_overall(summary)
+    measured = sla.get("overall", "NOT MEASURED")
+    out.append(f"SLA '{policy}': {overall}" + (f" (rows as measured: {measured})" if overall != measured else ""))
+    if sla.get("inconclusive_hard"):
+        out.append(f"  INCONCLUSIVE (too few samples to judge): {', '.join(map(str, sla['inconclusive_hard']))}")
     for r in rows:
         if r.get("note"):
             out.append(f"  {r.get('label') or r.get('metric')}: {r['note']}")
@@ -34,6 +39,9 @@ def sla_table_text(summary: dict) -> str:
     if not rows:
         out.insert(2, "(no SLA rows)")
     out += regression_lines(summary.get("regression"))
+    reasons = fmt.invalid_reasons(summary)
+    if reasons is not None:
+        out.insert(0, f"INVALID RUN — {'; '.join(reasons)}")
     return "\n".join(out)
 
 

@@ -16,7 +16,7 @@ from harness.records import RunResult
 from harness.scoring.cost import cost_metrics, price_lookup
 from harness.scoring.gauges import energy_j, gpu_gauges, server_gauges
 from harness.scoring.metrics import (
-    Window, distributions, in_window, latency_metrics, phase_of, scoring_window, split_records, table_concurrency,
+    Window, cancelled_mask, distributions, in_window, latency_metrics, phase_of, scoring_window, split_records, table_concurrency,
     table_distributions, table_error_summary, table_goodput, table_rates,
 )
 from harness.scoring.sla import evaluate, resolve_policy
@@ -65,9 +65,21 @@ SATURATION_LAG_P99_S = 0.010  # open loop: sends later than this at p99 mean the
 
 
 def load_generator_health(lag_s: "list[float] | np.ndarray", meta: dict) -> dict:
-    """Whether the load generator kept its open-loop schedule (lag p99 <= 10 ms) and what its cap delayed."""
+    """Whether the load generator kept its open-loop schedule (lag p99 <= 10 ms), what its cap delayed,
+    and what became of every scheduled request (scheduled = sent + not_sent; None before it was counted)."""
+    ol = meta.get("open_loop") or {}
     out: dict[str, Any] = {"lag_p99_s": None, "lag_p50_s": None, "saturated": False, "note": None,
-                           "delayed_by_cap": (meta.get("open_loop") or {}).get("delayed_by_cap")}
+                           "delayed_by_cap": ol.get("delayed_by_cap"), "scheduled": ol.get("scheduled"),
+                           "sent": ol.get("sent", ol.get("launched")), "not_sent": ol.get("not_sent"),
+                           "not_sent_note": None}
+    if out["not_sent"] is None and isinstance(out["scheduled"], int) and isinstance(out["sent"], int):
+        out["not_sent"] = out["scheduled"] - out["sent"]  # runs that did not count it (offline sim: all sent)
+    if ol.get("not_sent"):
+        out["not_sent_note"] = (
+            f"{ol['not_sent']} of {ol.get('scheduled')} scheduled requests were never sent"
+            f"{'' if ol.get('counted_exactly', True) else ' (estimated: too many to count)'}: the load ended "
+            "while the load generator was behind its schedule or max_in_flight held them, so the offered "
+            "rate was not delivered (lower rate_rps, raise max_in_flight, or use a bigger client machine)")
     if len(lag_s):
         p50, p99 = (float(x) for x in np.percentile(np.asarray(lag_s, float), [50, 99]))
         out.update(lag_p50_s=p50, lag_p99_s=p99, saturated=p99 > SATURATION_LAG_P99_S)
@@ -109,16 +121,24 @@ def summarize(run: RunResult) -> dict:
                         energy_j(list(run.gpu_samples or []), window))
     n, n_ok = table.n, int(table.ok.sum())
     n_scored, n_scored_ok = int(scored.sum()), int((scored & table.ok).sum())
+    cancelled = cancelled_mask(table)  # neither ok nor errors: counted apart (see metrics.cancelled_mask)
+    n_cancelled, n_scored_cancelled = int(cancelled.sum()), int((scored & cancelled).sum())
     has_window = window.start_s is not None and window.end_s is not None
     n_warmup = int((~scored & (table.sent_s < window.start_s)).sum()) if has_window else 0
     n_cooldown = int((~scored & (table.sent_s > window.end_s)).sum()) if has_window else 0
-    notes = list(window.notes)
+    notes = list(getattr(run, "reader_notes", None) or []) + list(window.notes)  # files only partly read first
     if not n:
         notes.append("the run has no request records")
     elif n_ok == 0:
-        notes.append("every request failed: latency metrics are empty")
+        notes.append("every request failed: latency metrics are empty" if not n_cancelled else
+                     "no request completed: latency metrics are empty but for the TTFT of requests "
+                     "cancelled at stop after their first token")
     if meta.get("interrupted"):
         notes.append("the run was interrupted: results cover a partial run")
+    if n_cancelled:
+        notes.append(f"{n_cancelled} request(s) still in flight when the load stopped did not finish within "
+                     "load.drain_timeout_s: recorded as cancelled_at_stop, counted neither as completed nor as "
+                     "errors (their TTFT counts when the first token came)")
     per_chunk = r["tokens"]["tokens_per_chunk"]
     if per_chunk is not None and per_chunk > MULTI_TOKEN_CHUNKS:
         notes.append(f"text chunks carried {per_chunk:.2f} output tokens on average (speculative decoding or a "
@@ -126,14 +146,17 @@ def summarize(run: RunResult) -> dict:
     load_gen = load_generator_health(dists["schedule_lag_s"], meta)
     if load_gen["saturated"]:
         notes.append(load_gen["note"])
+    if load_gen["not_sent_note"]:
+        notes.append(load_gen["not_sent_note"])
     validity = run_validity(meta, table, scored, getattr(run, "reader_problems", None))
     summary = {
         "schema_version": SCHEMA_VERSION,
         "validity": validity,
         "run": _run_echo(run),
         "window": window.as_dict(),
-        "counts": {"total": n, "ok": n_ok, "errors": n - n_ok, "scored": n_scored,
-                   "scored_ok": n_scored_ok, "scored_errors": n_scored - n_scored_ok,
+        "counts": {"total": n, "ok": n_ok, "errors": n - n_ok - n_cancelled, "scored": n_scored,
+                   "scored_ok": n_scored_ok, "scored_errors": n_scored - n_scored_ok - n_scored_cancelled,
+                   "cancelled_at_stop": n_cancelled, "scored_cancelled_at_stop": n_scored_cancelled,
                    "excluded_warmup_cooldown": n - n_scored, "excluded_warmup": n_warmup,
                    "excluded_cooldown": n_cooldown},
         "method": {"percentiles": PERCENTILE_METHOD, "min_tail_samples": MIN_TAIL_SAMPLES,

@@ -1,8 +1,9 @@
 """SLA: judge each policy row against the computed metrics (metrics/gauges seam → summary `sla`).
 
 The guide's strict reading: lower-is-better PASS if value < target, FAIL if value > alert, else
-WARN; higher-is-better PASS if value > target, FAIL if value < alert, else WARN. Overall = worst
-hard row; advisory (hard: false) and NOT MEASURED rows never change it.
+WARN; higher-is-better PASS if value > target, FAIL if value < alert, else WARN. A tail row (p99,
+p99.9) from fewer than the policy's `min_samples` is INCONCLUSIVE, never PASS or WARN. Overall:
+FAIL if a hard row FAILs, else INCONCLUSIVE if one is (or none could be judged), else the worst.
 """
 
 from __future__ import annotations
@@ -10,13 +11,18 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from harness.config import METRICS, ConfigError, SlaPolicy, load_sla
-from harness.scoring.stats import is_insufficient, safe_div, stat_of
+from pydantic import ValidationError
 
-PASS, WARN, FAIL, NOT_MEASURED = "PASS", "WARN", "FAIL", "NOT MEASURED"
-RANK = {PASS: 0, WARN: 1, FAIL: 2}
+from harness.config import METRICS, ConfigError, SlaPolicy, load_sla
+from harness.config_errors import format_validation_error
+from harness.scoring.stats import MIN_TAIL_SAMPLES, is_insufficient, requests_for, safe_div, stat_of
+
+PASS, WARN, FAIL, NOT_MEASURED, INCONCLUSIVE = "PASS", "WARN", "FAIL", "NOT MEASURED", "INCONCLUSIVE"
+RANK = {PASS: 0, WARN: 1, INCONCLUSIVE: 2, FAIL: 3}  # worse is higher; only PASS and WARN are passing
+VERDICTS = (PASS, WARN, INCONCLUSIVE, FAIL, NOT_MEASURED)
 RATE_METRICS = ("request_rate_rps", "output_token_rate_tps", "total_token_rate_tps", "goodput_rps")
 OFFERED_COMPARABLE = ("request_rate_rps", "goodput_rps")  # same unit as an offered req/s rate
+LATENCY_METRICS = ("ttft_s", "tpot_s", "itl_s", "e2e_s")
 
 
 def judge(value: float | None, target: float, alert: float, better: str) -> str:
@@ -45,13 +51,16 @@ def resolve_policy(sla: Any) -> tuple[dict | None, list[str]]:
         if isinstance(sla, dict):
             return SlaPolicy.model_validate(sla).model_dump(mode="json"), []
         return load_sla(str(sla)).model_dump(mode="json"), [f"SLA policy '{sla}' loaded by name (scenario had no inline policy)"]
-    except (ConfigError, ValueError) as exc:
-        return None, [f"SLA policy unusable, no rows judged: {str(exc).splitlines()[0]}"]
+    except ValidationError as exc:
+        return None, [f"SLA policy unusable, no rows judged: {format_validation_error('sla', exc, SlaPolicy)}"]
+    except (ConfigError, ValueError, OSError) as exc:  # OSError: a name no file system accepts (too long)
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return None, [f"SLA policy unusable, no rows judged: {why[:300]}"]
 
 
 def _lookup(metric: str, stat: str, ctx: dict) -> tuple[float | None, int | None, dict]:
     """(value, n, extra) for one row from the scoring context built by summarize()."""
-    if metric in ("ttft_s", "tpot_s", "itl_s", "e2e_s"):
+    if metric in LATENCY_METRICS:
         d = ctx["metrics"].get(metric) or {}
         reason = None if d.get("n") else "no successful requests with this metric in the scored window"
         return stat_of(d, stat), d.get("n", 0), {"reason": reason}
@@ -91,7 +100,25 @@ def _offered_rule(row: dict, metric: str, verdict: str, ctx: dict, notes: list[s
     return verdict
 
 
-def judge_row(spec: dict, ctx: dict) -> dict:
+def _inconclusive(row: dict, min_samples: int, ctx: dict) -> str:
+    """Mark a tail row judged on too few samples; returns its note (samples had, needed, requests)."""
+    n, metric, stat = row["n"], row["metric"], row["stat"]
+    row["insufficient_samples"] = True
+    row["needed_samples"] = min_samples
+    what = "inter-token gaps" if metric == "itl_s" else "samples"
+    note = f"inconclusive: {stat} from {n} {what}, needs at least {min_samples}"
+    if metric in LATENCY_METRICS:
+        # Samples per scored request as observed (ITL: gaps per request; errors give no sample).
+        scored = int((ctx.get("goodput") or {}).get("scored_requests") or 0)
+        row["needed_requests"] = requests_for(min_samples, n, scored)
+        if row["needed_requests"] is not None:
+            note += f": a run of about {row['needed_requests']} requests in the scored window ({scored} now)"
+    else:
+        note += f": a run about {math.ceil(min_samples / max(n, 1))}x longer"
+    return note
+
+
+def judge_row(spec: dict, ctx: dict, min_samples: int = MIN_TAIL_SAMPLES) -> dict:
     """One SLA row with value, verdict, margins and notes."""
     metric, stat = spec["metric"], spec.get("stat") or "value"
     better, unit = METRICS[metric][0], METRICS[metric][1]
@@ -100,18 +127,24 @@ def judge_row(spec: dict, ctx: dict) -> dict:
     value, n, extra = _lookup(metric, stat, ctx)
     row: dict = {"metric": metric, "stat": stat, "label": label, "value": value, "unit": unit,
                  "better": better, "target": target, "alert": alert, "hard": bool(spec.get("hard", True)),
-                 "n": n, "insufficient_samples": False, "advisory": not spec.get("hard", True),
-                 "offered_limited": False, "simulated": bool(extra.get("simulated"))}
+                 "n": n, "insufficient_samples": False, "needed_samples": None, "needed_requests": None,
+                 "advisory": not spec.get("hard", True), "offered_limited": False,
+                 "simulated": bool(extra.get("simulated"))}
     notes: list[str] = []
     verdict = judge(value, target, alert, better)
     if verdict == NOT_MEASURED:
         notes.append(extra.get("reason") or "not measured")
     else:
-        if n is not None and is_insufficient(stat, n):
-            row["insufficient_samples"] = row["advisory"] = True
-            notes.append(f"insufficient samples: {stat} from n={n} < 100; advisory, WARN at worst")
-            if verdict == FAIL:
-                verdict = WARN
+        if n is not None and is_insufficient(stat, n, min_samples):
+            notes.append(_inconclusive(row, min_samples, ctx))
+            # Too few samples to place the tail: never PASS or WARN. One exception fails closed:
+            # when the median itself is beyond the alert, most samples are, and so is the tail.
+            median = stat_of(_distribution(metric, ctx), "p50")
+            if better == "lower" and median is not None and median > alert:
+                verdict = FAIL
+                notes.append("FAIL all the same: the median is already beyond the alert")
+            else:
+                verdict = INCONCLUSIVE
         verdict = _offered_rule(row, metric, verdict, ctx, notes)
         if row["simulated"]:
             notes.append("simulated telemetry")
@@ -121,20 +154,31 @@ def judge_row(spec: dict, ctx: dict) -> dict:
     return row
 
 
+def _distribution(metric: str, ctx: dict) -> dict:
+    source = ctx["metrics"] if metric in LATENCY_METRICS else ctx["gauges"]
+    return source.get(metric) or {}
+
+
 def overall_verdict(rows: list[dict]) -> tuple[str, list[str]]:
-    """Worst verdict over hard, measured rows (insufficient-sample rows count, capped at WARN)."""
+    """FAIL if a hard row FAILs; else INCONCLUSIVE if a hard row is (or no hard row could be
+    judged: a gate never passes on nothing); else the worst of WARN / PASS."""
     counted = [r for r in rows if r["hard"] and r["verdict"] in RANK]
     if not counted:
-        return WARN, ["no hard SLA row could be judged: overall WARN"]
+        return INCONCLUSIVE, ["no hard SLA row could be judged: overall INCONCLUSIVE (nothing the policy "
+                              "gates on was measured)"]
     return max((r["verdict"] for r in counted), key=RANK.__getitem__), []
 
 
 def evaluate(policy: dict | None, ctx: dict) -> dict:
-    """The summary's `sla` section: policy, rows, overall, counts, notes."""
-    rows = [judge_row(spec, ctx) for spec in (policy or {}).get("rows", [])]
+    """The summary's `sla` section: policy, rows, overall, counts, inconclusive hard rows, notes."""
+    min_samples = int((policy or {}).get("min_samples") or MIN_TAIL_SAMPLES)
+    rows = [judge_row(spec, ctx, min_samples) for spec in (policy or {}).get("rows", [])]
     overall, notes = overall_verdict(rows)
-    counts = {v: sum(1 for r in rows if r["verdict"] == v) for v in (PASS, WARN, FAIL, NOT_MEASURED)}
-    return {"policy": {"name": (policy or {}).get("name"), "description": (policy or {}).get("description", "")},
+    counts = {v: sum(1 for r in rows if r["verdict"] == v) for v in VERDICTS}
+    return {"policy": {"name": (policy or {}).get("name"), "description": (policy or {}).get("description", ""),
+                       "min_samples": min_samples},
             "overall": overall, "counts": counts, "rows": rows, "notes": notes,
+            "inconclusive_hard": [r["label"] for r in rows if r["hard"] and r["verdict"] == INCONCLUSIVE],
             "rule": "lower: PASS if value < target, FAIL if value > alert, else WARN; "
-                    "higher: PASS if value > target, FAIL if value < alert, else WARN"}
+                    "higher: PASS if value > target, FAIL if value < alert, else WARN; "
+                    f"a p99/p99.9 from fewer than {min_samples} samples: INCONCLUSIVE"}

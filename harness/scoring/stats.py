@@ -1,7 +1,8 @@
 """Stats: percentile summaries of one sample set (the seam every distribution metric goes through).
 
 Percentiles are numpy's default `linear` method (type 7: linear interpolation between the two
-closest ranks). A tail percentile (p99, p99.9) from fewer than MIN_TAIL_SAMPLES samples is flagged.
+closest ranks). A tail percentile (p99, p99.9) from fewer than the policy's `min_samples`
+(MIN_TAIL_SAMPLES by default) is flagged: in the SLA such a row is INCONCLUSIVE.
 """
 
 from __future__ import annotations
@@ -27,9 +28,17 @@ def finite_array(values: Iterable[float | None]) -> np.ndarray:
     return arr[np.isfinite(arr)] if arr.size else arr
 
 
-def is_insufficient(stat: str, n: int) -> bool:
-    """True when `stat` is a tail percentile computed from too few samples to trust."""
-    return stat in TAIL_STATS and n < MIN_TAIL_SAMPLES
+def is_insufficient(stat: str, n: int, min_samples: int = MIN_TAIL_SAMPLES) -> bool:
+    """True when `stat` is a tail percentile computed from fewer than `min_samples` samples."""
+    return stat in TAIL_STATS and n < min_samples
+
+
+def requests_for(samples_needed: int, samples: int, requests: int) -> int | None:
+    """Requests a run needs for `samples_needed` samples, from the observed samples per request
+    (one per ok request for TTFT/TPOT/E2E, ~output tokens per request for ITL gaps; errors give none)."""
+    if samples <= 0 or requests <= 0:
+        return None
+    return max(requests, math.ceil(samples_needed * requests / samples))
 
 
 def describe(values: Iterable[float | None]) -> dict:

@@ -140,6 +140,21 @@ def from_records(records: Iterable[RequestRecord]) -> RecordTable:
         itl_all_finite=bool(np.isfinite(itl).all()))
 
 
+def select(t: RecordTable, keep: np.ndarray) -> RecordTable:
+    """The rows of `t` where `keep` is True (with their ITL gaps and error strings), in order."""
+    bad_kept = keep[t.err_index]
+    new_pos = np.cumsum(keep) - 1  # row i's index in the result, where kept
+    itl = t.itl[np.repeat(keep, t.itl_count)]
+    pick = lambda xs: [x for x, k in zip(xs, bad_kept.tolist()) if k]  # noqa: E731
+    return RecordTable(
+        sent_s=t.sent_s[keep], end_s=t.end_s[keep], status=t.status[keep], ok=t.ok[keep],
+        scheduled_s=t.scheduled_s[keep], ttft_s=t.ttft_s[keep], e2e_s=t.e2e_s[keep],
+        prompt_tokens=t.prompt_tokens[keep], output_tokens=t.output_tokens[keep], itl=itl,
+        itl_count=t.itl_count[keep], err_index=new_pos[t.err_index[bad_kept]].astype(np.int64),
+        err_type=pick(t.err_type), err_msg=pick(t.err_msg), err_id=pick(t.err_id),
+        itl_all_finite=bool(np.isfinite(itl).all()))
+
+
 def table_of(run: Any) -> RecordTable:
     """The run's table: the one loaded with it, else built from run.records."""
     t = getattr(run, "table", None)

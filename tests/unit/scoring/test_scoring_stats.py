@@ -47,3 +47,13 @@ def test_tail_flagged_below_100_samples():
 def test_stat_value_reads_mean():
     d = describe([2.0, 4.0])
     assert stat_of(d, "value") == 3.0 and stat_of(d, "max") == 4.0
+
+
+def test_min_samples_and_requests_needed():
+    from harness.scoring.stats import requests_for
+    assert is_insufficient("p99", 499, 500) and not is_insufficient("p99", 500, 500)
+    assert not is_insufficient("p50", 1, 500)
+    assert requests_for(100, 50, 50) == 100  # one sample per request
+    assert requests_for(100, 40, 80) == 200  # half the requests failed: twice as many requests
+    assert requests_for(100, 640, 10) == 10  # ITL: 64 gaps per request; never fewer than the run had
+    assert requests_for(100, 0, 10) is None and requests_for(100, 5, 0) is None
