@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo demo-matrix test bench clean
+.PHONY: install demo demo-matrix test fuzz bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,7 +22,12 @@ demo-matrix: install
 	$(BIN)/slabench matrix scenarios/matrix-gpus.yaml
 
 test: install
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -rs -p no:cacheprovider
+
+# The fail-closed contract under 10,000 generated inputs (scenario, SLA, dataset files, records, run
+# folders): exit 0/1/2 only, no traceback, bounded time, exit 1 only after a valid run. Prints the counts.
+fuzz: install
+	FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -q -p no:cacheprovider -s tests/fuzzing/test_cli_fuzz.py
 
 # Speed and capacity figures (never timed in unit tests).
 bench: install

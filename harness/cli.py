@@ -115,13 +115,14 @@ def _verdict_code(summary: dict, gate: bool, allow_inconclusive: bool = False) -
     sla = summary.get("sla") or {}
     if sla.get("overall") == "FAIL" or (summary.get("regression") or {}).get("verdict") == "REGRESSED":
         return EXIT_GATE_FAIL
-    inconclusive = sla.get("inconclusive_hard") or ([] if sla.get("overall") != "INCONCLUSIVE" else ["?"])
-    if inconclusive and not allow_inconclusive:
+    if sla.get("overall") == "INCONCLUSIVE" and not allow_inconclusive:
+        inconclusive = sla.get("inconclusive_hard") or []
         needed = [r.get("needed_requests") for r in sla.get("rows") or [] if r.get("verdict") == "INCONCLUSIVE"]
         more = max((int(x) for x in needed if x), default=None)
         hint = f"a run of about {more} requests" if more else "a longer run"
-        _err(f"gate: {len(inconclusive)} hard SLA row(s) INCONCLUSIVE (too few samples): run {hint}, "
-             "or pass --allow-inconclusive")
+        what = (f"{len(inconclusive)} hard SLA row(s) INCONCLUSIVE (too few samples): run {hint}"
+                if inconclusive else "no hard SLA row could be judged (none was measured)")
+        _err(f"gate: {what}, or pass --allow-inconclusive")
         return EXIT_GATE_FAIL
     return EXIT_OK
 
@@ -227,6 +228,8 @@ def cmd_report(args) -> int:
     paths = write_reports(args.run_dir)
     summary = json.loads(Path(paths["summary.json"]).read_text(encoding="utf-8"))
     _say(sla_table_text(summary))
+    for note in summary.get("notes") or []:
+        _say(f"note: {note}")
     for name, path in paths.items():
         _say(f"{name}: {path}")
     return _verdict_code(summary, args.gate, args.allow_inconclusive)

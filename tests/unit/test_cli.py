@@ -38,6 +38,11 @@ def test_inconclusive_hard_row_fails_the_gate_unless_allowed(capsys):
     assert _verdict_code(s, gate=False) == EXIT_OK
 
 
+def test_no_judgeable_hard_row_fails_the_gate(capsys):
+    assert _verdict_code(summary("INCONCLUSIVE"), gate=True) == EXIT_GATE_FAIL
+    assert "no hard SLA row could be judged" in capsys.readouterr().err
+
+
 def test_old_summaries_without_validity_are_valid():
     assert _verdict_code({"sla": {"overall": "PASS"}}, gate=True) == EXIT_OK
 
