@@ -84,6 +84,16 @@ def fake_stages(monkeypatch, records: list[dict], load_window_s: tuple[float, fl
     monkeypatch.setattr(runner, "TelemetrySession", FakeTelemetry)
 
 
+def no_plots(run, summary) -> dict:
+    return {"distributions": {}, "timeseries": None}
+
+
+def maybe_without_plots(monkeypatch, draw_plots: bool) -> None:
+    """Plots are most of a report's cost (~1 s): drawn for a share of the examples, stubbed for the rest."""
+    if not draw_plots:
+        monkeypatch.setattr("harness.report.html.build_plots", no_plots)
+
+
 def drive(argv: list[str], tally: Tally | None = None, out_dir: Path | None = None) -> tuple[int, str, str]:
     """Run the CLI in-process and assert the contract; returns (exit code, stdout, stderr)."""
     from harness.cli import main

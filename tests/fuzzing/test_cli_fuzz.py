@@ -7,7 +7,6 @@ request records for the faked load stage, and damaged run folders (tests/fuzzing
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.fuzzing.cli_fuzz import Tally, drive, fake_stages
+from tests.fuzzing.cli_fuzz import Tally, drive, fake_stages, maybe_without_plots
 from tests.fuzzing.inputs import dataset_files, scenario_files, sla_files
 from tests.fuzzing.run_folders import run_folders
 
@@ -24,6 +23,7 @@ TOTAL = int(os.environ.get("FUZZ_EXAMPLES", "0"))
 # make fuzz: the total split over the targets, run-heavy; make test: a quick look at each.
 SHARE = {"run": 0.5, "report": 0.35, "alerts": 0.15}
 TALLY = Tally()
+plots = st.integers(0, 9).map(lambda k: k == 0)  # real plots in about 1 example of 10
 
 
 def examples(target: str, quick: int) -> settings:
@@ -66,10 +66,11 @@ def _print_tally():
             print("  " + line)
 
 
-@examples("run", quick=25)
-@given(scenario=scenario_files(), dataset=dataset_files(), recs=records(), gate=st.booleans())
-def test_run_never_tracebacks(scenario, dataset, recs, gate):
+@examples("run", quick=15)
+@given(scenario=scenario_files(), dataset=dataset_files(), recs=records(), gate=st.booleans(), draw_plots=plots)
+def test_run_never_tracebacks(scenario, dataset, recs, gate, draw_plots):
     with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as mp:
+        maybe_without_plots(mp, draw_plots)
         d = Path(tmp)
         (d / "scenario.yaml").write_bytes(scenario)
         (d / "data.jsonl").write_bytes(dataset)
@@ -78,10 +79,11 @@ def test_run_never_tracebacks(scenario, dataset, recs, gate):
         drive(["run", str(d / "scenario.yaml"), "--out", str(out), *(["--gate"] if gate else [])], TALLY, out)
 
 
-@examples("report", quick=25)
-@given(data=st.data())
-def test_report_never_tracebacks(data):
-    with tempfile.TemporaryDirectory() as tmp:
+@examples("report", quick=15)
+@given(data=st.data(), draw_plots=plots)
+def test_report_never_tracebacks(data, draw_plots):
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as mp:
+        maybe_without_plots(mp, draw_plots)
         d = Path(tmp) / "run"
         data.draw(run_folders(d))
         drive(["report", str(d), "--gate"], TALLY, d)
