@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import json
 import re
 from dataclasses import dataclass
 from itertools import repeat

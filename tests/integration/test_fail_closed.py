@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -119,16 +118,24 @@ def test_load_generator_that_never_starts_is_an_invalid_run(tmp_path):
     assert (out / "report.html").is_file()  # the report is still written, and says why
 
 
-def test_sighup_stops_the_run_like_ctrl_c_and_leaves_nothing_running(tmp_path):
-    marker = "913377"
+def start_long_run(tmp_path, marker: str, **popen) -> tuple[subprocess.Popen, Path]:
+    """`slabench run` of a 60 s scenario (sim seed `marker`) in its own session, once records flow."""
     scn = scenario(tmp_path, duration_s=60)
     scn.write_text(scn.read_text().replace("fixed_itl_ms: 5}", f"fixed_itl_ms: 5, seed: {marker}}}"))
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(scn), "--out", str(out)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            start_new_session=True, **popen)
+    records = out / "requests.jsonl"
+    if not wait_until(lambda: records.exists() and records.stat().st_size > 0, timeout_s=60):
+        proc.kill()
+        pytest.fail("the run never recorded a request")
+    return proc, out
+
+
+def test_sighup_stops_the_run_like_ctrl_c_and_leaves_nothing_running(tmp_path):
+    marker = "913377"
+    proc, out = start_long_run(tmp_path, marker, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        records = out / "requests.jsonl"
-        assert wait_until(lambda: records.exists() and records.stat().st_size > 0, timeout_s=60)
         proc.send_signal(signal.SIGHUP)
         _, stderr = proc.communicate(timeout=90)
     finally:
@@ -141,14 +148,8 @@ def test_sighup_stops_the_run_like_ctrl_c_and_leaves_nothing_running(tmp_path):
 
 def test_sigkill_of_slabench_takes_the_sim_and_locust_down(tmp_path):
     marker = "913378"
-    scn = scenario(tmp_path, duration_s=60)
-    scn.write_text(scn.read_text().replace("fixed_itl_ms: 5}", f"fixed_itl_ms: 5, seed: {marker}}}"))
-    out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(scn), "--out", str(out)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc, out = start_long_run(tmp_path, marker, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        records = out / "requests.jsonl"
-        assert wait_until(lambda: records.exists() and records.stat().st_size > 0, timeout_s=60)
         sims = processes_matching("harness.sim", f"--seed {marker} ")
         locusts = processes_matching("locust", str(out / "load.json"))
         assert sims and locusts

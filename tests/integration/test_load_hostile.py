@@ -5,7 +5,6 @@ record with the right error class, and the client's memory must not follow the r
 
 import json
 import select
-import socket
 import socketserver
 import threading
 import time
