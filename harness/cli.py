@@ -20,7 +20,10 @@ EXIT_OK, EXIT_GATE_FAIL, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _parser() -> argparse.ArgumentParser:
+    import harness
+
     p = argparse.ArgumentParser(prog="slabench", description="Load-test an LLM server and score it against an SLA.")
+    p.add_argument("--version", action="version", version=f"slabench {harness.__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a scenario end to end and write its reports")

@@ -25,7 +25,9 @@ LOCUSTFILES = {
     "openai-completions": "openai_completions.py",
     "tgi-generate-stream": "tgi_generate_stream.py",
 }
-LOADTESTS_DIR = Path(__file__).resolve().parents[2] / "loadtests"
+# harness/locustfiles links to the repo's loadtests/ and is shipped in the wheel, so an installed
+# slabench finds its locustfiles wherever it runs from.
+LOADTESTS_DIR = Path(__file__).resolve().parents[1] / "locustfiles"
 LOCUST_META = "locust_meta.json"
 LOCUST_STATUS = "locust_status.json"
 STARTUP_SLACK_S = 30.0  # Locust's own start (imports, spawning) on a slow 2-core machine
