@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from harness.config import ConfigError
+from harness.config_errors import read_text_file
 from harness.decide.matrixfile import MatrixFile, Variant, expand, load_matrix, plan_digest
 from harness.decide.pareto import decision_rows, decision_verdict, misses, pareto_front, recommend
 from harness.decide.progress import Progress, fmt_s
@@ -123,7 +124,7 @@ def run_matrix(matrix_path: Path, out_dir: Path | None = None, resume: bool = Fa
             raise ConfigError(f"--resume: {out} was run from a different matrix (file changed since): "
                               "run without --resume to start a new comparison")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "matrix.yaml").write_text(matrix_path.read_text(encoding="utf-8"), encoding="utf-8")
+    (out / "matrix.yaml").write_text(read_text_file(matrix_path, "matrix file"), encoding="utf-8")
     (out / PLAN_FILE).write_text(json.dumps(
         {"kind": "matrix", "name": mf.name, "matrix_path": str(matrix_path), "digest": digest,
          "variants": [{"id": v.id, "label": v.label, "excluded": v.excluded, "scenario": v.scenario.name}

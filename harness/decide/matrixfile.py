@@ -12,6 +12,7 @@ import difflib
 import hashlib
 import itertools
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from harness.config import ConfigError, Scenario, _Model, _read_yaml, format_validation_error, parse_scenario, \
     resolve_scenario
+from harness.config_errors import clip
 
 NAMED_AXES = ("backend", "gpu", "gpu_count", "quantization", "model")
 BACKEND_TYPES = ("sim", "vllm", "tgi")
@@ -79,8 +81,9 @@ def _slug(text: str) -> str:
 
 
 def load_matrix(path: Path | str) -> MatrixFile:
+    """A validated matrix file, read by the config reader (regular file, size cap, UTF-8, bounded YAML)."""
     p = Path(path)
-    data = _read_yaml(p)
+    data = _read_yaml(p, "matrix file")
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: a matrix file must be a YAML mapping with name, scenario and axes")
     try:
@@ -94,13 +97,31 @@ def base_scenario(mf: MatrixFile, path: Path) -> tuple[dict, Path]:
     if isinstance(mf.scenario, dict):
         return copy.deepcopy(mf.scenario), path.parent
     for cand in (path.parent / mf.scenario, Path(mf.scenario)):
-        if cand.is_file():
-            data = _read_yaml(cand)
+        if _exists(cand, mf.scenario, path):
+            try:  # the config reader refuses a folder, FIFO, device, huge or non-UTF-8 file in one line
+                data = _read_yaml(cand, "scenario file")
+            except ConfigError as exc:
+                raise ConfigError(f"{path}: scenario: {exc}") from None
             if not isinstance(data, dict):
                 raise ConfigError(f"{cand}: a scenario must be a YAML mapping with at least 'name'")
             return data, cand.parent
-    raise ConfigError(f"{path}: scenario '{mf.scenario}' not found: give a path relative to the matrix file "
+    raise ConfigError(f"{path}: scenario '{clip(mf.scenario)}' not found: give a path relative to the matrix file "
                       "or an inline scenario mapping")
+
+
+def _exists(cand: Path, ref: str, path: Path) -> bool:
+    """Whether something is at `cand` (what it is, the reader judges); ConfigError for a name the OS refuses."""
+    try:
+        os.stat(cand)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except ValueError:  # an embedded NUL character
+        raise ConfigError(f"{path}: scenario '{clip(ref)}' is not a valid path (it contains a NUL character): "
+                          "give a path relative to the matrix file or an inline scenario mapping") from None
+    except OSError as exc:  # a name too long for the OS, a symlink loop, a folder we may not enter
+        raise ConfigError(f"{path}: scenario '{clip(ref)}' cannot be opened ({exc.strerror or exc}): give a "
+                          "path relative to the matrix file or an inline scenario mapping") from None
+    return True
 
 
 def _set_path(d: dict, dotted: str, value: Any, src: str) -> None:

@@ -27,6 +27,12 @@ def histogram_quantile(q: float, histogram: str, window: str = WINDOW) -> str:
     return f"histogram_quantile({q:g}, sum by (le) (rate({histogram}_bucket[{window}])))"
 
 
+def error_rate_expr(window: str = WINDOW) -> str:
+    """Errors as a % of the finished requests (ok + error): cancelled-at-stop ones are neither, as in scoring."""
+    return (f'100 * sum(rate({m.REQUESTS_TOTAL}{{status="{m.STATUS_ERROR}"}}[{window}])) '
+            f'/ sum(rate({m.REQUESTS_TOTAL}{{status=~"{m.FINISHED_STATUS_RE}"}}[{window}]))')
+
+
 def row_expr(row: SlaRow, window: str = WINDOW) -> str | None:
     """The PromQL value of one SLA row (same unit as the row), or None when no series expresses it."""
     metric, stat = row.metric, row.stat
@@ -43,10 +49,9 @@ def row_expr(row: SlaRow, window: str = WINDOW) -> str | None:
             return f"{OVER_TIME[stat]}({g}[{window}])"
         return f"quantile_over_time({QUANTILE_OF_STAT[stat]:g}, {g}[{window}])"
     if metric == "request_rate_rps":
-        return f'sum(rate({m.REQUESTS_TOTAL}{{status="ok"}}[{window}]))'
+        return f'sum(rate({m.REQUESTS_TOTAL}{{status="{m.STATUS_OK}"}}[{window}]))'
     if metric == "error_rate_pct":
-        return (f'100 * sum(rate({m.REQUESTS_TOTAL}{{status="error"}}[{window}])) '
-                f"/ sum(rate({m.REQUESTS_TOTAL}[{window}]))")
+        return error_rate_expr(window)
     if metric == "output_token_rate_tps":
         return f'sum(rate({m.TOKENS_TOTAL}{{kind="output"}}[{window}]))'
     if metric == "total_token_rate_tps":

@@ -2,8 +2,8 @@
 
 `run_check(...)` probes the server (health, /metrics, auth, a small streamed probe load, a bounded
 burst), judges every line, writes checklist.json / checklist.html / probe_requests.jsonl into
-`out_dir` and returns the checklist dict. `main_check(...)` is the CLI body: exit 0, 1 (a FAIL
-line) or 2 (usage error, unreachable server, or a server that needs a key none was given for).
+`out_dir` and returns the checklist dict. `main_check(...)` is the CLI body: exit 0 (no FAIL line;
+overall INCONCLUSIVE, never PASS, when a tail was probed too little), 1 (a FAIL line) or 2 (usage).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from harness.config import ConfigError, SlaPolicy, load_sla
 from harness.ops import probes
 from harness.ops.check_report import checklist_text, write_checklist
 from harness.ops.checks import (
-    FAIL, PASS, POST, SKIP, WARN, judge_auth, judge_cost, judge_error_rate, judge_health, judge_latency,
-    judge_metrics, judge_rate_limit, skipped,
+    FAIL, INCONCLUSIVE, PASS, POST, SKIP, VERDICTS, WARN, judge_auth, judge_cost, judge_error_rate, judge_health,
+    judge_latency, judge_metrics, judge_rate_limit, skipped,
 )
 from harness.ops.predeploy import find_run_dir, pre_deployment_lines
 from harness.records import META_FILE, SCENARIO_FILE
@@ -113,8 +113,9 @@ def _price(gpu: str | None, run_dir: Path | None, info: dict) -> dict:
 
 
 def _overall(lines: list[dict]) -> str:
+    """FAIL, else INCONCLUSIVE (a line could not be judged from the small probe: not a pass), else WARN, PASS."""
     verdicts = {ln["verdict"] for ln in lines}
-    return FAIL if FAIL in verdicts else WARN if WARN in verdicts else PASS
+    return next((v for v in (FAIL, INCONCLUSIVE, WARN) if v in verdicts), PASS)
 
 
 def run_check(url: str, api_key: str | None, policy: SlaPolicy | None, out_dir: Path, probe_requests: int = 20,
@@ -161,8 +162,11 @@ def run_check(url: str, api_key: str | None, policy: SlaPolicy | None, out_dir: 
         usage_error = f"{url} is unreachable: {res['health'].error}"
     elif res["needs_key"]:
         usage_error = f"{url} requires an API key: pass --api-key-env VAR (the variable holding the key)"
-    counts = {v: sum(1 for ln in lines if ln["verdict"] == v) for v in ("PASS", "WARN", "FAIL", "SKIP", "MANUAL")}
+    counts = {v: sum(1 for ln in lines if ln["verdict"] == v) for v in VERDICTS}
     exit_code = EXIT_USAGE if usage_error else EXIT_FAIL if counts["FAIL"] else EXIT_OK
+    if counts[INCONCLUSIVE]:
+        notes.append(f"{counts[INCONCLUSIVE]} line(s) INCONCLUSIVE: the probe load is a smoke test, too small "
+                     "for a tail percentile; the overall is not PASS, and `slabench run --gate` judges the tail")
     checklist = {
         "schema_version": SCHEMA_VERSION, "kind": "slabench-checklist", "slabench_version": harness.__version__,
         "url": url, "checked_utc": started, "overall": _overall(lines), "exit_code": exit_code,

@@ -14,7 +14,8 @@ from jinja2 import Environment
 from harness.scoring import json_safe
 
 JSON_FILE, HTML_FILE = "checklist.json", "checklist.html"
-MARK = {"PASS": "PASS", "WARN": "WARN", "FAIL": "FAIL", "SKIP": "skip", "MANUAL": "todo"}
+MARK = {"PASS": "PASS", "WARN": "WARN", "FAIL": "FAIL", "INCONCLUSIVE": "INCONCLUSIVE", "SKIP": "skip",
+        "MANUAL": "todo"}
 
 TEMPLATE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -25,7 +26,7 @@ body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:
 table{border-collapse:collapse;width:100%;margin-bottom:1.5em}
 th,td{border-bottom:1px solid #ddd;padding:.35em .6em;text-align:left;vertical-align:top}
 th{background:#f4f4f4} .v{font-weight:bold;white-space:nowrap;width:6em}
-.PASS{color:#11772d} .WARN{color:#a86400} .FAIL{color:#b00020} .SKIP,.MANUAL{color:#666}
+.PASS{color:#11772d} .WARN{color:#a86400} .FAIL{color:#b00020} .INCONCLUSIVE{color:#6a3d9a} .SKIP,.MANUAL{color:#666}
 .banner{padding:.6em 1em;border-radius:4px;background:#f4f4f4;margin-bottom:1em}
 code,pre{font-family:ui-monospace,monospace;font-size:12px} pre{white-space:pre-wrap;background:#fafafa;padding:.6em}
 </style></head><body>
@@ -52,8 +53,9 @@ SLA policy <code>{{ c.policy.name }}</code>.
 {{ c.probe.burst_window_s }} s. API key given: {{ 'yes' if c.probe.api_key_given else 'no' }}.</p>
 {% for n in c.notes %}<p>Note: {{ n }}</p>{% endfor %}
 <details><summary>checklist.json</summary><pre>{{ raw }}</pre></details>
-<p><small>slabench {{ c.slabench_version }}. Verdicts: PASS, WARN, FAIL; SKIP = not checkable because an
-earlier step failed; MANUAL = a person must confirm. Exit 1 when any line FAILs.</small></p>
+<p><small>slabench {{ c.slabench_version }}. Verdicts: PASS, WARN, FAIL; INCONCLUSIVE = a tail percentile
+from fewer probes than the policy's min_samples (never a pass; <code>slabench run</code> measures it); SKIP = not
+checkable because an earlier step failed; MANUAL = a person must confirm. Exit 1 when any line FAILs.</small></p>
 </body></html>
 """
 

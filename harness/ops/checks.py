@@ -1,8 +1,8 @@
 """Checklist judges: probe results → checklist lines (pure; no network, files only for pre-deployment).
 
-One line = {id, section, title, verdict, evidence, details}. Verdicts: PASS, WARN, FAIL, SKIP (could
-not be checked because an earlier step failed) and MANUAL (a person must confirm). Latency and
-error-rate lines use scoring's `judge` and `describe`, so they read exactly as a run's SLA table.
+One line = {id, section, title, verdict, evidence, details}. Verdicts: PASS, WARN, FAIL, INCONCLUSIVE
+(a tail percentile from fewer probes than the policy's min_samples), SKIP (an earlier step failed)
+and MANUAL (a person must confirm). Latency and error-rate lines judge as a run's SLA table does.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from harness.config import DISTRIBUTION_METRICS, METRICS, SlaPolicy
 from harness.ops.probes import HttpResult
 from harness.records import RequestRecord
 from harness.scoring.sla import judge
-from harness.scoring.stats import describe, is_insufficient, stat_of
+from harness.scoring.stats import describe, is_insufficient, requests_for, stat_of
 
-PASS, WARN, FAIL, SKIP, MANUAL = "PASS", "WARN", "FAIL", "SKIP", "MANUAL"
-VERDICTS = (PASS, WARN, FAIL, SKIP, MANUAL)
+PASS, WARN, FAIL, SKIP, MANUAL, INCONCLUSIVE = "PASS", "WARN", "FAIL", "SKIP", "MANUAL", "INCONCLUSIVE"
+VERDICTS = (PASS, WARN, INCONCLUSIVE, FAIL, SKIP, MANUAL)
 POST, PRE = "post-deployment", "pre-deployment"
 HEALTHY_WORDS = {"healthy", "ok", "pass", "up", "ready"}
 DEFAULT_ERROR_RATE = (0.1, 1.0)  # guide section 4: target < 0.1 %, alert > 1 %
@@ -267,11 +267,13 @@ def _values(records: list[RequestRecord], metric: str) -> list[float]:
 
 
 def judge_latency(records: list[RequestRecord], policy: SlaPolicy) -> list[dict]:
-    """One line per latency row of the policy. A tail percentile from < 100 probes FAILs only when the
-    median is already beyond the alert (the tail then surely is); otherwise it is WARN at worst."""
+    """One line per latency row of the policy, by scoring's rule: a tail percentile (p99, p99.9) from
+    fewer samples than the policy's `min_samples` is INCONCLUSIVE, never PASS or WARN, unless even the
+    median is beyond the alert (then FAIL). The line says how many requests a conclusive judgement needs."""
     rows = [r for r in policy.rows if r.metric in DISTRIBUTION_METRICS]
     if not rows:
         return [skipped("latency", "Latency within SLA", f"SLA policy '{policy.name}' has no latency rows")]
+    ok_requests = sum(1 for r in records if r.ok)
     out = []
     for row in rows:
         lid, title = f"latency:{row.metric}:{row.stat}", f"Latency within SLA: {row.title}"
@@ -285,13 +287,21 @@ def judge_latency(records: list[RequestRecord], policy: SlaPolicy) -> list[dict]
         verdict = judge(value, row.target, row.alert, row.better)
         ev = (f"{row.metric} {row.stat} = {value * 1000:.1f} ms" if unit == "s" else f"{value:.4g} {unit}")
         ev += f" from {desc['n']} probe samples (target < {row.target:g} {unit}, alert > {row.alert:g} {unit})"
-        if is_insufficient(row.stat, desc["n"]) and verdict == FAIL:
-            median_beyond = judge(desc["p50"], row.target, row.alert, row.better) == FAIL
-            if not median_beyond:
-                verdict = WARN
-                ev += f"; {row.stat} from n={desc['n']} < 100 is indicative only: WARN at worst"
+        extra: dict = {"insufficient_samples": False, "needed_samples": None, "needed_requests": None}
+        if is_insufficient(row.stat, desc["n"], policy.min_samples):
+            needed = requests_for(policy.min_samples, desc["n"], ok_requests) or policy.min_samples
+            extra.update(insufficient_samples=True, needed_samples=policy.min_samples, needed_requests=needed)
+            what = "inter-token gaps" if row.metric == "itl_s" else "samples"
+            ev += (f"; {row.stat} from {desc['n']} {what} is not conclusive (needs {policy.min_samples}, the "
+                   f"policy's min_samples): about {needed} ok requests; `slabench run` measures it under load "
+                   f"(or raise --probe-requests)")
+            if row.better == "lower" and desc["p50"] is not None and desc["p50"] > row.alert:
+                verdict = FAIL
+                ev += "; FAIL all the same: the median is already beyond the alert"
+            else:
+                verdict = INCONCLUSIVE
         out.append(line(lid, POST, title, verdict, ev, metric=row.metric, stat=row.stat, value=value,
-                        target=row.target, alert=row.alert, n=desc["n"], p50=desc["p50"], max=desc["max"]))
+                        target=row.target, alert=row.alert, n=desc["n"], p50=desc["p50"], max=desc["max"], **extra))
     return out
 
 

@@ -11,7 +11,7 @@ import json
 import sys
 
 from harness.ops import exporter as m
-from harness.ops.alerts import WINDOW, histogram_quantile
+from harness.ops.alerts import WINDOW, error_rate_expr, histogram_quantile
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 
@@ -34,7 +34,8 @@ def grafana_dashboard() -> dict:
     panels = [
         _panel(1, "Request Rate", "timeseries",
                [(f"sum by (status) (rate({m.REQUESTS_TOTAL}[{w}]))", "{{status}}")], "reqps", 0, 0,
-               "Completed requests per second, ok and error (guide: rate(llm_requests_total[5m]))."),
+               "Requests per second by outcome: ok, error, and cancelled (in flight when a run stopped: "
+               "neither) (guide: rate(llm_requests_total[5m]))."),
         _panel(2, "Latency P99", "timeseries",
                [(histogram_quantile(0.99, m.REQUEST_LATENCY), "e2e p99"),
                 (histogram_quantile(0.5, m.REQUEST_LATENCY), "e2e p50")], "s", 12, 0,
@@ -43,9 +44,9 @@ def grafana_dashboard() -> dict:
                [(histogram_quantile(0.99, m.TTFT), "ttft p99"), (histogram_quantile(0.5, m.TTFT), "ttft p50")],
                "s", 0, 8, "Time to first token of ok requests."),
         _panel(4, "Errors", "timeseries",
-               [(f'100 * sum(rate({m.REQUESTS_TOTAL}{{status="error"}}[{w}])) / sum(rate({m.REQUESTS_TOTAL}[{w}]))',
-                 "error rate %")], "percent", 12, 8,
-               "Failed requests as a share of all requests (guide target < 0.1 %, alert > 1 %)."),
+               [(error_rate_expr(w), "error rate %")], "percent", 12, 8,
+               "Failed requests as a share of the finished ones, ok + error (cancelled at stop is neither) "
+               "(guide target < 0.1 %, alert > 1 %)."),
         _panel(5, "GPU Memory", "gauge", [(m.GPU_MEMORY, "used")], "bytes", 0, 16,
                "GPU memory used, summed over the server's GPUs (guide: llm_gpu_memory_bytes).", w=8),
         _panel(6, "Queue Size", "timeseries", [(m.QUEUE_SIZE, "waiting")], "short", 8, 16,

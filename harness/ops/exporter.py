@@ -1,8 +1,8 @@
 """Live metrics seam: a run's requests.jsonl → Prometheus series with the deployment guide's names.
 
-`LiveExporter(port, run_dir)` serves its own CollectorRegistry (never the global one) on `start()`;
-`poll()` ingests only the records appended since the last call; `update_gauges()` sets the queue and
-GPU gauges from telemetry. Latency/TTFT/TPOT/ITL histograms cover ok requests (as summary.json does).
+`LiveExporter(port, run_dir)` serves its own CollectorRegistry on `start()`; `poll()` ingests only new
+records; `update_gauges()` sets queue and GPU gauges. Requests count as in summary.json: cancelled_at_stop
+is status="cancelled" (neither ok nor error); histograms and tokens cover ok requests.
 """
 
 from __future__ import annotations
@@ -14,15 +14,20 @@ from typing import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from harness.records import REQUESTS_FILE, GpuSample, JsonlTail, RequestRecord, ServerSample
+from harness.records import CANCELLED_AT_STOP, REQUESTS_FILE, GpuSample, JsonlTail, RequestRecord, ServerSample
 
 # Metric names (the guide's four, plus TTFT, tokens, TPOT, ITL and GPU utilization).
-REQUESTS_TOTAL = "llm_requests_total"  # counter, label status = ok | error
+REQUESTS_TOTAL = "llm_requests_total"  # counter, label status = ok | error | cancelled
+# Status label values. "cancelled": recorded cancelled_at_stop (in flight when the load stopped, unfinished
+# after load.drain_timeout_s): the server neither served nor failed it, so the error rate leaves it out
+# (ok + error are the finished requests, its denominator), as scoring's cancelled_mask does.
+STATUS_OK, STATUS_ERROR, STATUS_CANCELLED = "ok", "error", "cancelled"
+FINISHED_STATUS_RE = f"{STATUS_OK}|{STATUS_ERROR}"  # PromQL label regex for the error rate's denominator
 REQUEST_LATENCY = "llm_request_latency_seconds"  # histogram of e2e, ok requests
 QUEUE_SIZE = "llm_queue_size"  # gauge: requests waiting in the server queue
 GPU_MEMORY = "llm_gpu_memory_bytes"  # gauge: used bytes summed over the server's GPUs
 GPU_UTILIZATION = "llm_gpu_utilization_percent"  # gauge: mean NVML utilization over the GPUs
-TTFT = "llm_time_to_first_token_seconds"  # histogram, ok requests
+TTFT = "llm_time_to_first_token_seconds"  # histogram, ok requests and cancelled ones whose first token came
 TPOT = "llm_time_per_output_token_seconds"  # histogram, ok requests with >= 2 output tokens
 ITL = "llm_inter_token_latency_seconds"  # histogram of every inter-chunk gap, ok requests
 TOKENS_TOTAL = "llm_tokens_total"  # counter, label kind = prompt | output (ok requests)
@@ -45,10 +50,12 @@ class LiveExporter:
         self.host, self.requested_port, self.run_dir = host, port, Path(run_dir)
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter(REQUESTS_TOTAL, "Total requests completed, by outcome", ["status"], registry=r)
+        self.requests = Counter(REQUESTS_TOTAL, "Requests recorded, by outcome: ok, error, or cancelled (in flight "
+                                "at stop: neither)", ["status"], registry=r)
         self.latency = Histogram(REQUEST_LATENCY, "End-to-end request latency of ok requests",
                                  buckets=LATENCY_BUCKETS_S, registry=r)
-        self.ttft = Histogram(TTFT, "Time to first token of ok requests", buckets=TTFT_BUCKETS_S, registry=r)
+        self.ttft = Histogram(TTFT, "Time to first token of ok requests (and of cancelled-at-stop ones that had it)",
+                              buckets=TTFT_BUCKETS_S, registry=r)
         self.tpot = Histogram(TPOT, "Time per output token after the first, per ok request",
                               buckets=TOKEN_GAP_BUCKETS_S, registry=r)
         self.itl = Histogram(ITL, "Every gap between streamed chunks of ok requests",
@@ -57,7 +64,7 @@ class LiveExporter:
         self.queue = Gauge(QUEUE_SIZE, "Requests waiting in the server queue (last scrape)", registry=r)
         self.gpu_memory = Gauge(GPU_MEMORY, "GPU memory used, summed over the server's GPUs", registry=r)
         self.gpu_util = Gauge(GPU_UTILIZATION, "GPU utilization, mean over the server's GPUs", registry=r)
-        for status in ("ok", "error"):
+        for status in (STATUS_OK, STATUS_ERROR, STATUS_CANCELLED):
             self.requests.labels(status=status)
         for kind in ("prompt", "output"):
             self.tokens.labels(kind=kind)
@@ -112,7 +119,10 @@ class LiveExporter:
             return len(rows)
 
     def observe(self, rec: RequestRecord) -> None:
-        self.requests.labels(status="ok" if rec.ok else "error").inc()
+        cancelled = not rec.ok and rec.error_type == CANCELLED_AT_STOP
+        self.requests.labels(status=STATUS_OK if rec.ok else STATUS_CANCELLED if cancelled else STATUS_ERROR).inc()
+        if cancelled and rec.ttft_s is not None:  # a complete TTFT measurement (see scoring's cancelled_mask)
+            self.ttft.observe(rec.ttft_s)
         if not rec.ok:
             return
         if rec.e2e_s is not None:

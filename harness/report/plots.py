@@ -131,7 +131,7 @@ def _panels(ts: dict) -> list[tuple[str, list[tuple[str, str]]]]:
         ("req/s", [("offered_rps", "offered (sent or scheduled)"), ("achieved_rps", "achieved (ok completions)")]),
         ("in flight", [("in_flight", "in-flight requests (mean per bucket)")]),
         ("TTFT p99 (ms)", [("ttft_p99_s", "TTFT p99 per bucket")]),
-        ("errors", [("errors", "errors per bucket")]),
+        ("errors", [("errors", "errors per bucket"), ("cancelled_at_stop", "cancelled at stop (not errors)")]),
         ("GPU util %", [("gpu_util_pct", "GPU utilization (mean over GPUs)" + gsim)]),
         ("GPU mem GiB", [("gpu_mem_used_gib", "GPU memory used (sum)" + gsim)]),
         ("GPU power W", [("gpu_power_w", "GPU power (sum)" + gsim)]),

@@ -2,7 +2,7 @@
 
 Buckets are 1 s wide (wider only for runs over 600 buckets, so the summary stays small). Request
 columns come from a RecordTable (bincounts over bucket indexes); GPU and server columns from samples;
-empty buckets hold None.
+empty buckets hold None. `errors` excludes cancelled_at_stop requests, as scoring does (cancelled_mask).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 
 from harness.records import GpuSample, RequestRecord, ServerSample
 from harness.scoring.gauges import gpu_series
-from harness.scoring.metrics import Window
+from harness.scoring.metrics import Window, cancelled_mask
 from harness.scoring.table import RecordTable, from_records
 
 MAX_BUCKETS = 600
@@ -67,7 +67,8 @@ def _mean_by_bucket(ts: list[float], vals: list, origin: float, width: float, n:
 
 
 def table_timeseries(t: RecordTable, gpu: list[GpuSample], server: list[ServerSample], window: Window) -> dict:
-    """Columns: t_s, offered_rps, sent_rps, achieved_rps, in_flight, ttft_p99_s, errors, GPU/server gauges."""
+    """Columns: t_s, offered_rps, sent_rps, achieved_rps, in_flight, ttft_p99_s, errors (finished requests that
+    failed), cancelled_at_stop (only when some were: neither ok nor errors, see cancelled_mask), GPU/server gauges."""
     span = _span(t, gpu, server, window)
     if span is None:
         return {"bucket_s": 1.0, "origin": "load_start_s", "t_s": [], "columns": []}
@@ -80,6 +81,7 @@ def table_timeseries(t: RecordTable, gpu: list[GpuSample], server: list[ServerSa
     count = lambda i: np.bincount(i[(i >= 0) & (i < n)], minlength=n)  # noqa: E731
     end = np.maximum(t.end_s, t.sent_s)
     i_sent, i_end = idx(t.sent_s), idx(end)
+    cancelled = cancelled_mask(t)
     i_off = idx(np.where(np.isnan(t.scheduled_s), t.sent_s, t.scheduled_s))
     has_ttft = t.ok & ~np.isnan(t.ttft_s) & (i_sent >= 0) & (i_sent < n)
     # Busy seconds per bucket: each request adds its overlap with every bucket it spans (first and
@@ -101,10 +103,12 @@ def table_timeseries(t: RecordTable, gpu: list[GpuSample], server: list[ServerSa
         "window_start_t_s": None if window.start_s is None else window.start_s - origin,
         "window_end_t_s": None if window.end_s is None else window.end_s - origin,
         "offered_rps": (count(i_off) / width).tolist(), "sent_rps": (count(i_sent) / width).tolist(),
-        "achieved_rps": (count(i_end[t.ok]) / width).tolist(), "errors": count(i_end[~t.ok]).tolist(),
+        "achieved_rps": (count(i_end[t.ok]) / width).tolist(), "errors": count(i_end[~t.ok & ~cancelled]).tolist(),
         "in_flight": (busy / width).tolist(),
         "ttft_p99_s": _p99_by_bucket(i_sent[has_ttft], t.ttft_s[has_ttft], n),
     }
+    if cancelled.any():
+        out["cancelled_at_stop"] = count(i_end[cancelled]).tolist()
     if gpu:
         gs = gpu_series(gpu)
         for key, col in (("util_pct", "gpu_util_pct"), ("mem_used_gib", "gpu_mem_used_gib"), ("power_w", "gpu_power_w")):

@@ -7,11 +7,13 @@ Users can add or override entries with a YAML file (`--catalog FILE`, see `load_
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from harness.config_errors import ConfigError, clip, read_yaml
 
 
 class SimConfigError(Exception):
@@ -148,49 +150,117 @@ def default_catalog() -> Catalog:
     return Catalog(dict(GPUS), dict(MODELS), dict(QUANTS))
 
 
+# Bounds on user catalog numbers, far outside every real part (H200: 141 GB, 4.8 TB/s, 1979 TFLOPS;
+# Llama-3-70B: 80 layers, 70.6 B parameters). Outside them a value is a typo or NaN/infinity, which
+# would divide by zero, hang the simulated server (zero bandwidth) or size absurd buffers.
+# field: (lowest, highest, lowest allowed itself)
+_GPU_LIMITS: dict[str, tuple[float, float, bool]] = {
+    "mem_mib": (1, 16 * 1024 * 1024, True),  # up to 16 TiB
+    "bandwidth_gbps": (0, 1e6, False), "fp16_tflops": (0, 1e6, False), "int8_tops": (0, 1e6, False),
+    "fp8_tflops": (0, 1e6, False), "compute_capability": (1, 100, True), "tdp_w": (0, 1e5, False),
+    "idle_w": (0, 1e5, True), "max_sm_clock_mhz": (0, 1e5, False), "interconnect_gbps": (0, 1e6, False),
+}
+_MODEL_LIMITS: dict[str, tuple[float, float, bool]] = {
+    "layers": (1, 10_000, True), "hidden": (1, 1_000_000, True), "heads": (1, 100_000, True),
+    "kv_heads": (1, 100_000, True), "intermediate": (1, 10_000_000, True), "vocab": (1, 100_000_000, True),
+    "params_b": (0, 1e6, False), "max_context": (1, 1_000_000_000, True),
+}
+_INT_FIELDS = {"mem_mib", "layers", "hidden", "heads", "kv_heads", "intermediate", "vocab", "max_context"}
+_MAX_NAME_CHARS = 200
+_ID_RX = re.compile(r"[a-z0-9][a-z0-9._+-]{0,63}")
+
+
 def load_catalog(path: str | Path | None) -> Catalog:
     """The built-in catalog plus entries from a YAML file shaped like:
 
     gpus:   {my-gpu: {name: ..., mem_mib: ..., bandwidth_gbps: ..., fp16_tflops: ..., ...}}
     models: {my-model: {hf_name: ..., layers: ..., hidden: ..., ...}}
-    An entry whose id already exists overrides the built-in one field by field.
+    An entry whose id already exists overrides the built-in one field by field. The file is read by
+    the config reader (regular file, size cap, UTF-8, bounded YAML); every number is range-checked.
     """
     cat = default_catalog()
     if path is None:
         return cat
     p = Path(path)
-    if not p.is_file():
-        raise SimConfigError(f"catalog file {p} not found: check the --catalog path")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise SimConfigError(f"catalog file {p} is not valid YAML ({exc}): fix the file") from None
+        data = read_yaml(p, "catalog file")
+    except ConfigError as exc:
+        raise SimConfigError(f"--catalog {exc}") from None
+    data = {} if data is None else data
     if not isinstance(data, dict):
         raise SimConfigError(f"catalog file {p} must be a mapping with 'gpus' and/or 'models': fix the file")
-    for section, table, cls in (("gpus", cat.gpus, GpuSpec), ("models", cat.models, ModelSpec)):
-        for key, fields in (data.get(section) or {}).items():
-            table[str(key).lower()] = _build(cls, str(key).lower(), fields, table.get(str(key).lower()), p)
-    unknown = set(data) - {"gpus", "models"}
+    unknown = sorted(clip(k, 40) for k in data if k not in ("gpus", "models"))
     if unknown:
-        raise SimConfigError(f"catalog file {p}: unknown section(s) {sorted(unknown)}: use 'gpus' and 'models'")
+        raise SimConfigError(f"catalog file {p}: unknown section(s) {unknown[:5]}: use 'gpus' and 'models'")
+    for section, table, cls in (("gpus", cat.gpus, GpuSpec), ("models", cat.models, ModelSpec)):
+        entries = data.get(section) or {}
+        if not isinstance(entries, dict):
+            raise SimConfigError(f"catalog file {p}: '{section}' must be a mapping of id: {{field: value}}: "
+                                 "fix the file")
+        for key, fields in entries.items():
+            key = _entry_id(key, section, p)
+            table[key] = _build(cls, key, fields, table.get(key), p)
     return cat
 
 
+def _entry_id(key: Any, section: str, path: Path) -> str:
+    k = str(key).strip().lower() if isinstance(key, (str, int)) and not isinstance(key, bool) else None
+    if k is None or not _ID_RX.fullmatch(k):
+        raise SimConfigError(f"catalog file {path}: {section}: id '{clip(key, 40)}' is not a usable id: use 1-64 "
+                             "letters, digits, '.', '_', '+' or '-' (it is what --gpu / --model take)")
+    return k
+
+
 def _build(cls: type, key: str, fields: Any, base: Any, path: Path):
+    where = f"catalog file {path}: entry '{key}'"
     if not isinstance(fields, dict):
-        raise SimConfigError(f"catalog file {path}: entry '{key}' must be a mapping of fields")
+        raise SimConfigError(f"{where} must be a mapping of fields")
     names = {f.name for f in dataclasses.fields(cls)} - {"id"}
-    bad = set(fields) - names
+    bad = sorted(clip(f, 40) for f in fields if f not in names)
     if bad:
-        raise SimConfigError(f"catalog file {path}: entry '{key}' has unknown field(s) {sorted(bad)}: "
-                             f"known fields are {sorted(names)}")
+        raise SimConfigError(f"{where} has unknown field(s) {bad[:5]}: known fields are {sorted(names)}")
     merged: dict[str, Any] = dataclasses.asdict(base) if base else {}
     merged.update(fields)
     merged["id"] = key
     missing = names - set(merged)
     if missing:
-        raise SimConfigError(f"catalog file {path}: entry '{key}' is missing {sorted(missing)}: add them")
-    try:
-        return cls(**merged)
-    except TypeError as exc:
-        raise SimConfigError(f"catalog file {path}: entry '{key}': {exc}") from None
+        raise SimConfigError(f"{where} is missing {sorted(missing)}: add them")
+    limits = _GPU_LIMITS if cls is GpuSpec else _MODEL_LIMITS
+    for name in sorted(names):
+        if name in limits:
+            merged[name] = _number(merged[name], name, limits[name], where)
+        elif not isinstance(merged[name], str) or not merged[name].strip() or len(merged[name]) > _MAX_NAME_CHARS \
+                or not merged[name].isprintable():
+            raise SimConfigError(f"{where}: {name} must be a one-line text of 1-{_MAX_NAME_CHARS} characters, "
+                                 f"got '{clip(merged[name], 40)}'")
+    if cls is GpuSpec and merged["idle_w"] > merged["tdp_w"]:
+        raise SimConfigError(f"{where}: idle_w {merged['idle_w']:g} is above tdp_w {merged['tdp_w']:g}: "
+                             "idle power is a fraction of the board power (about 10-15 %)")
+    if cls is ModelSpec and not merged["kv_heads"] <= merged["heads"] <= merged["hidden"]:
+        raise SimConfigError(f"{where}: needs kv_heads <= heads <= hidden, got {merged['kv_heads']}, "
+                             f"{merged['heads']}, {merged['hidden']}: check the model's config.json")
+    return cls(**merged)
+
+
+def _number(value: Any, name: str, limit: tuple[float, float, bool], where: str) -> float | int | None:
+    """`value` if it is a finite number within `limit` (an int for count fields); SimConfigError otherwise."""
+    lo, hi, lo_ok = limit
+    if value is None and name == "fp8_tflops":
+        return None  # no FP8 tensor cores
+    whole = name in _INT_FIELDS
+    if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
+        kind = "a whole number" if whole else "a number"
+        raise SimConfigError(f"{where}: {name} must be {kind}, got '{clip(value, 40)}'"
+                             f"{' (or null: no FP8 tensor cores)' if name == 'fp8_tflops' else ''}")
+    if not math.isfinite(value):
+        raise SimConfigError(f"{where}: {name} must be a finite number, got {value} (NaN and infinity are "
+                             "not accepted)")
+    if value > hi or value < lo or (value == lo and not lo_ok):
+        low = f"{'>=' if lo_ok else '>'} {_num(lo)}"
+        raise SimConfigError(f"{where}: {name} must be {low} and <= {_num(hi)}, got {clip(value, 40)} "
+                             "(check the unit in the field's name)")
+    return value
+
+
+def _num(x: float) -> str:
+    return f"{x:,}" if isinstance(x, int) else f"{x:g}"

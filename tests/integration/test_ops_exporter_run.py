@@ -56,10 +56,13 @@ def test_exporter_scraped_during_a_short_run_matches_the_records(tmp_path):
     assert any(0 < n < len(ok) for n in seen), seen  # scraped while the run was going
     assert seen == sorted(seen)  # counters only grow
     assert val(final, "llm_requests_total", status="ok") == len(ok)
-    assert val(final, "llm_requests_total", status="error") == len(records) - len(ok)
+    cancelled = [r for r in records if r.error_type == "cancelled_at_stop"]  # neither ok nor error, as in scoring
+    assert val(final, "llm_requests_total", status="error") == len(records) - len(ok) - len(cancelled)
+    assert val(final, "llm_requests_total", status="cancelled") == len(cancelled)
     assert val(final, "llm_request_latency_seconds_count") == len(ok)
     assert val(final, "llm_request_latency_seconds_sum") == sum(r.e2e_s for r in ok)  # same order, same floats
-    assert val(final, "llm_time_to_first_token_seconds_sum") == sum(r.ttft_s for r in ok)
+    assert val(final, "llm_time_to_first_token_seconds_sum") == sum(  # a cancelled request's TTFT counts too
+        r.ttft_s for r in records if r.ttft_s is not None and (r.ok or r.error_type == "cancelled_at_stop"))
     assert val(final, "llm_tokens_total", kind="output") == sum(r.output_tokens for r in ok) == 8 * len(ok)
     assert val(final, "llm_tokens_total", kind="prompt") == sum(r.prompt_tokens for r in ok)
     assert val(final, "llm_gpu_memory_bytes") == 2.5e10 and val(final, "llm_queue_size") == 1.0

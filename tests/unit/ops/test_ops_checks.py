@@ -126,17 +126,58 @@ def test_error_rate_counts_429_apart():
     assert judge_error_rate([rec(0, ok=False, status=429)], guide)["verdict"] == "SKIP"
 
 
-def test_latency_tail_from_few_samples_fails_only_when_the_median_is_beyond_the_alert():
+def test_latency_tail_from_few_samples_is_inconclusive_never_pass():
+    """Scoring's rule (harness/scoring/sla.py): a p99 from fewer than min_samples is INCONCLUSIVE;
+    only a median beyond the alert FAILs it. 20 fast probes used to PASS a p99."""
     policy = SlaPolicy(name="p", rows=[SlaRow(metric="ttft_s", stat="p99", target=0.5, alert=1.0)])
+    (ln,) = judge_latency([rec(i, ttft=0.1) for i in range(20)], policy)
+    assert ln["verdict"] == "INCONCLUSIVE", ln
+    assert ("ttft_s p99 = 100.0 ms from 20 probe samples (target < 0.5 s, alert > 1 s); p99 from 20 samples "
+            "is not conclusive (needs 100, the policy's min_samples): about 100 ok requests; `slabench run` "
+            "measures it under load (or raise --probe-requests)") == ln["evidence"]
+    assert ln["details"]["needed_requests"] == 100 and ln["details"]["insufficient_samples"]
     one_slow = [rec(i, ttft=0.1) for i in range(19)] + [rec(19, ttft=3.0)]
-    (ln,) = judge_latency(one_slow, policy)
-    assert ln["verdict"] == "WARN" and "indicative only" in ln["evidence"]
-    all_slow = [rec(i, ttft=2.0) for i in range(20)]
-    assert judge_latency(all_slow, policy)[0]["verdict"] == "FAIL"
-    assert judge_latency([rec(i, ttft=0.1) for i in range(20)], policy)[0]["verdict"] == "PASS"
+    assert judge_latency(one_slow, policy)[0]["verdict"] == "INCONCLUSIVE"  # was WARN
+    (ln,) = judge_latency([rec(i, ttft=2.0) for i in range(20)], policy)
+    assert ln["verdict"] == "FAIL" and "the median is already beyond the alert" in ln["evidence"]
     assert judge_latency([rec(0, ok=False, status=500)], policy)[0]["verdict"] == "SKIP"
     no_rows = SlaPolicy(name="q", rows=[SlaRow(metric="error_rate_pct", target=1, alert=2)])
     assert judge_latency([rec(0)], no_rows)[0]["verdict"] == "SKIP"
+
+
+def test_latency_uses_the_policys_min_samples_and_errors_count_in_the_requests_needed():
+    strict = SlaPolicy(name="s", min_samples=500, rows=[SlaRow(metric="ttft_s", stat="p99", target=0.5, alert=1)])
+    recs = [rec(i, ttft=0.1) for i in range(150)] + [rec(150 + i, ok=False, status=500) for i in range(50)]
+    (ln,) = judge_latency(recs, strict)
+    assert ln["verdict"] == "INCONCLUSIVE" and "needs 500" in ln["evidence"]
+    assert ln["details"]["needed_requests"] == 500  # 150 samples from 150 ok requests: 1 per ok request
+    loose = SlaPolicy(name="l", min_samples=20, rows=[SlaRow(metric="ttft_s", stat="p99", target=0.5, alert=1)])
+    assert judge_latency([rec(i, ttft=0.1) for i in range(20)], loose)[0]["verdict"] == "PASS"
+    # A median row is judged from any number of probes; so is a p99 from enough samples.
+    p50 = SlaPolicy(name="m", rows=[SlaRow(metric="ttft_s", stat="p50", target=0.5, alert=1)])
+    assert judge_latency([rec(i, ttft=0.1) for i in range(5)], p50)[0]["verdict"] == "PASS"
+    assert judge_latency([rec(i, ttft=0.7) for i in range(100)], policy_p99())[0]["verdict"] == "WARN"
+
+
+def policy_p99():
+    return SlaPolicy(name="p", rows=[SlaRow(metric="ttft_s", stat="p99", target=0.5, alert=1.0)])
+
+
+def test_an_inconclusive_line_keeps_the_checklist_from_passing():
+    from harness.ops.check import _overall
+    from harness.ops.checks import line
+
+    ok = line("health", "post-deployment", "Health", "PASS", "200")
+    inc = judge_latency([rec(i, ttft=0.1) for i in range(20)], policy_p99())[0]
+    warn = line("auth", "post-deployment", "Auth", "WARN", "open")
+    assert _overall([ok, inc]) == "INCONCLUSIVE" and _overall([ok, warn, inc]) == "INCONCLUSIVE"
+    assert _overall([ok, inc, line("x", "post-deployment", "X", "FAIL", "bad")]) == "FAIL"
+    assert _overall([ok, warn]) == "WARN" and _overall([ok]) == "PASS"
+    c = {"url": "http://x", "policy": {"name": "p"}, "overall": "INCONCLUSIVE",
+         "sections": [{"id": "post-deployment", "title": "Post-deployment"}], "lines": [ok, inc],
+         "counts": {"PASS": 1, "INCONCLUSIVE": 1}}
+    text = checklist_text(c)
+    assert "[INCONCLUSIVE] Latency within SLA" in text and "overall INCONCLUSIVE: PASS 1, INCONCLUSIVE 1" in text
 
 
 def test_cost_needs_a_price():

@@ -124,3 +124,35 @@ def test_gauges_from_a_telemetry_session_shape(exporter):
     assert m["llm_gpu_memory_bytes"] == 990 and m["llm_queue_size"] == 9
     exporter.update_from_telemetry(SimpleNamespace(gpu=None, scraper=None))  # no telemetry: unchanged
     assert scrape(exporter)["llm_queue_size"] == 9
+
+
+def test_cancelled_at_stop_is_neither_ok_nor_error(exporter, tmp_path):
+    """As scoring's cancelled_mask: a request cut off at stop gets status="cancelled", never "error"
+    (the shipped alert's error rate divides by ok + error only), and only its TTFT is a measurement."""
+    cut = RequestRecord(request_id="c1", api="openai-chat", sent_s=20.0, end_s=30.0, status=200, ok=False,
+                        ttft_s=0.3, e2e_s=10.0, itl_s=[0.01, 0.02], prompt_tokens=50, output_tokens=2,
+                        error_type="cancelled_at_stop", error="still in flight when the load stopped")
+    early = RequestRecord(request_id="c2", api="openai-chat", sent_s=21.0, end_s=30.0, status=0, ok=False,
+                          e2e_s=9.0, error_type="cancelled_at_stop", error="still in flight when the load stopped")
+    with RecordWriter(tmp_path / REQUESTS_FILE) as w:
+        for r in (rec(0, ttft=0.05), rec(1, ok=False), cut, early):
+            w.write(r)
+    assert exporter.poll() == 4
+    m = scrape(exporter)
+    assert (m["llm_requests_total{status=ok}"], m["llm_requests_total{status=error}"],
+            m["llm_requests_total{status=cancelled}"]) == (1, 1, 2)
+    assert m["llm_time_to_first_token_seconds_count"] == 2 and m["llm_time_to_first_token_seconds_sum"] == 0.35
+    assert m["llm_request_latency_seconds_count"] == 1 and m["llm_inter_token_latency_seconds_count"] == 3
+    assert m["llm_tokens_total{kind=output}"] == 20 and m["llm_tokens_total{kind=prompt}"] == 100
+    # The error-rate series the alerts and dashboard use: 1 error of 2 finished = 50 %, not 1 of 4.
+    from harness.ops.alerts import error_rate_expr
+    expr = error_rate_expr()
+    assert 'llm_requests_total{status=~"ok|error"}' in expr and 'llm_requests_total{status="error"}' in expr
+    finished = sum(m[f"llm_requests_total{{status={s}}}"] for s in ("ok", "error"))
+    assert 100 * m["llm_requests_total{status=error}"] / finished == 50.0
+
+
+def test_a_fresh_exporter_shows_every_status_at_zero(exporter):
+    m = scrape(exporter)
+    assert {k for k in m if k.startswith("llm_requests_total{")} == {
+        "llm_requests_total{status=ok}", "llm_requests_total{status=error}", "llm_requests_total{status=cancelled}"}

@@ -121,3 +121,15 @@ def test_dashboard_panels_query_only_exported_series():
 
 def test_the_name_filter_catches_unknown_series():
     assert metric_names('rate(llm_requests_total{status="ok"}[5m]) / vllm:foo') == {"llm_requests_total", "vllm:foo"}
+
+
+def test_error_rate_rules_and_panel_leave_cancelled_requests_out():
+    """Scoring's error rate is errors / finished (ok + error); the exporter's status="cancelled" is neither."""
+    rules = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))["groups"][0]["rules"]
+    err = [r["expr"] for r in rules if r["labels"]["slo_metric"] == "error_rate_pct"]
+    dash = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    err += [t["expr"] for p in dash["panels"] if p["title"] == "Errors" for t in p["targets"]]
+    assert len(err) == 3
+    for e in err:
+        assert '/ sum(rate(llm_requests_total{status=~"ok|error"}[5m]))' in e, e
+        assert "sum(rate(llm_requests_total[5m]))" not in e, e

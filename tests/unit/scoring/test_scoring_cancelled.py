@@ -93,3 +93,17 @@ def test_counts_always_add_up_and_cancelled_never_moves_the_error_rate(kinds):
     got = s["rates"]["error_rate_pct"]
     assert (got is None and want is None) or abs(got - want) < 1e-9
     assert s["metrics"]["ttft_s"]["n"] == kinds.count("ok") + kinds.count("cancel_ttft")
+
+
+def test_the_per_second_error_series_leaves_cancelled_requests_out(make_rec):
+    from harness.scoring.metrics import Window
+    from harness.scoring.timeseries import table_timeseries
+
+    recs = [make_rec(i, sent_s=i * 0.5) for i in range(6)] + [make_rec(90, sent_s=1.0, ok=False),
+                                                             cancelled(1, 4.0, ttft_s=0.2, tokens=2), cancelled(2, 4.5)]
+    w = Window(0.0, 10.0, 0.0, 0.0, 0.0, 10.0)
+    ts = table_timeseries(from_records(recs), [], [], w)
+    assert sum(ts["errors"]) == 1  # the one failed request; the two cut off at stop are not errors
+    assert sum(ts["cancelled_at_stop"]) == 2 and "cancelled_at_stop" in ts["columns"]
+    assert ts["cancelled_at_stop"][9] == 2  # counted where they ended (sent + 5 s)
+    assert "cancelled_at_stop" not in table_timeseries(from_records(recs[:7]), [], [], w)  # none: no column
