@@ -27,7 +27,7 @@ test: install
 # The fail-closed contract under 10,000 generated inputs (scenario, SLA, dataset files, records, run
 # folders): exit 0/1/2 only, no traceback, bounded time, exit 1 only after a valid run. Prints the counts.
 fuzz: install
-	FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -q -p no:cacheprovider -s tests/fuzzing/test_cli_fuzz.py
+	FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -q -p no:cacheprovider --timeout=0 -s tests/fuzzing/test_cli_fuzz.py
 
 # Speed and capacity figures (never timed in unit tests).
 bench: install

@@ -101,6 +101,11 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--allow-inconclusive", action="store_true",
                      help="--gate: do not fail on a hard row with too few samples to judge (INCONCLUSIVE)")
 
+    sub.add_parser("schema", help="print the JSON Schema of scenario files (scenarios/scenario.schema.json)")
+    ini = sub.add_parser("init", help="write a starter scenario.yaml, sla.yaml and the schema into a folder")
+    ini.add_argument("dir", metavar="DIR", type=Path, nargs="?", default=Path("."),
+                     help="folder to write (default: this one)")
+
     sim = sub.add_parser("sim", help="the simulated vLLM/TGI server (`slabench sim serve --help`)", add_help=False)
     sim.add_argument("sim_args", nargs=argparse.REMAINDER)
     return p
@@ -238,6 +243,22 @@ def cmd_report(args) -> int:
     return _verdict_code(summary, args.gate, args.allow_inconclusive)
 
 
+def cmd_schema(args) -> int:
+    from harness.starter import schema_text
+
+    sys.stdout.write(schema_text())
+    return EXIT_OK
+
+
+def cmd_init(args) -> int:
+    from harness.starter import init
+
+    written = init(args.dir)
+    _say(f"wrote {', '.join(str(p) for p in written)}")
+    _say(f"next: slabench run {written[0]}")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "sim":  # delegate untouched, so `slabench sim serve --help` is the sim's own
@@ -254,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, _signal_as_interrupt)
     try:
         commands = {"run": cmd_run, "report": cmd_report, "worker": cmd_worker, "check": cmd_check,
-                    "alerts": cmd_alerts, "matrix": cmd_matrix, "sweep": cmd_sweep, "compare": cmd_compare}
+                    "alerts": cmd_alerts, "matrix": cmd_matrix, "sweep": cmd_sweep, "compare": cmd_compare,
+                    "schema": cmd_schema, "init": cmd_init}
         return commands[args.command](args)
     except (ConfigError, HarnessError) as exc:
         _err(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)

@@ -130,8 +130,16 @@ class SlaPolicy(_Model):
 
 # ---------------------------------------------------------------- load and workload
 
+def _bare_int_or_object(schema: dict[str, Any]) -> None:
+    """JSON Schema of TokenDist: a bare integer (the `fixed` shorthand) or the object."""
+    obj = {k: schema.pop(k) for k in ("type", "properties", "required", "additionalProperties") if k in schema}
+    schema["anyOf"] = [{"type": "integer", "minimum": 1, "maximum": MAX_TOKENS}, obj]
+
+
 class TokenDist(_Model):
     """A token-length distribution; a bare integer in YAML means `fixed`."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra=_bare_int_or_object)
 
     dist: Literal["fixed", "uniform", "normal", "lognormal"] = "fixed"
     value: int | None = Field(None, ge=1, le=MAX_TOKENS)

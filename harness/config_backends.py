@@ -131,6 +131,10 @@ class SimBackend(_Model):
 class ExternalBackend(_Model):
     """An already-running OpenAI- or TGI-compatible server; nothing is launched."""
 
+    # In a scenario file, a backend without `type` is the sim: the JSON Schema says `type` is required here.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False,
+                              json_schema_extra=lambda s: s.__setitem__("required", ["type", *s.get("required", [])]))
+
     type: Literal["external"] = "external"
     url: str
     model: str | None = None  # served model name; asked from /v1/models when not set

@@ -3,7 +3,8 @@
 Builds the wheel, installs it (no dependencies) into a fresh venv whose dependencies come from this
 test environment through a .pth line (so the test needs no network and takes seconds; the .pth adds
 a plain path, so this environment's editable slabench is not picked up), then runs `slabench` from
-an empty temporary folder: the version, the SLA presets and one short run on the sim.
+an empty temporary folder: the version, the SLA presets, one short run on the sim, and `slabench init`
+with a short run of the starter it writes.
 """
 
 import json
@@ -81,3 +82,27 @@ sla: guide
     summary = json.loads((out / "summary.json").read_text())
     assert summary["validity"]["valid"] and summary["counts"]["ok"] > 10
     assert (out / "report.html").is_file() and (out / "requests.jsonl").stat().st_size > 0
+
+
+def test_init_then_run_from_an_empty_folder(installed):
+    """`slabench init` works from the wheel (its templates are package data) and its starter runs."""
+    exe, cwd, env, _ = installed
+    empty = cwd / "empty"
+    empty.mkdir()
+    res = subprocess.run([str(exe), "init"], cwd=empty, env=env, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert sorted(p.name for p in empty.iterdir()) == ["scenario.schema.json", "scenario.yaml", "sla.yaml"]
+    scenario = empty / "scenario.yaml"
+    text = scenario.read_text()  # the starter says 30 s: this copy runs for 3
+    short = text.replace("duration_s: 30", "duration_s: 3").replace("warmup_s: 5 ", "warmup_s: 1 ")
+    assert short != text
+    scenario.write_text(short)
+    res = subprocess.run([str(exe), "run", "scenario.yaml", "--out", "run"], cwd=empty, env=env, capture_output=True,
+                         text=True, timeout=180)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    summary = json.loads((empty / "run" / "summary.json").read_text())
+    assert summary["validity"]["valid"] and summary["counts"]["ok"] > 0
+    assert "SLA 'starter'" in res.stdout  # scored against the sla.yaml init wrote, not a shipped preset
+    again = subprocess.run([str(exe), "init"], cwd=empty, env=env, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 2
+    assert again.stderr == "slabench: error: scenario.yaml exists: choose another folder or remove it\n"
