@@ -25,7 +25,8 @@ test: install
 	$(BIN)/python -m pytest -q -rs -p no:cacheprovider
 
 # The fail-closed contract under 10,000 generated inputs (scenario, SLA, dataset files, records, run
-# folders): exit 0/1/2 only, no traceback, bounded time, exit 1 only after a valid run. Prints the counts.
+# folders): exit 0/1/2 only, no traceback, bounded time, exit 1 only after a valid run. Prints the counts
+# (about an hour on 2 cores).
 fuzz: install
 	FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -q -p no:cacheprovider --timeout=0 -s tests/fuzzing/test_cli_fuzz.py
 
