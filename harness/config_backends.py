@@ -12,7 +12,7 @@ import re
 from typing import Annotated, Literal, Union
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # Bounds no real deployment needs to exceed; past them a value is a typo (1e9 for 1e3) that would
 # hang a launch or exhaust memory, so it is refused with the bound in the message.
@@ -46,6 +46,9 @@ def no_secrets(args: list[str]) -> list[str]:
             raise ValueError(f"{a.split('=', 1)[0]} in extra_args would write the key into the run folder and "
                              "the process list: export it in a variable and set backend.api_key_env to its name")
     return args
+
+
+ExtraArgs = Annotated[list[str], AfterValidator(no_secrets)]  # flags passed through to a launched server
 
 
 Seed = Annotated[int, Field(ge=-MAX_SEED - 1, le=MAX_SEED)]
@@ -115,11 +118,9 @@ class SimBackend(_Model):
     fixed_itl_ms: float | None = Field(None, ge=0, le=MAX_FIXED_MS)
     max_num_seqs: int | None = Field(None, ge=1, le=MAX_SEQS)
     max_model_len: int | None = Field(None, ge=16, le=MAX_CONTEXT_TOKENS)
-    extra_args: list[str] = []
+    extra_args: ExtraArgs = []
     api_key_env: str | None = None  # the sim's gateway key, handed over in its environment (never argv)
     startup_timeout_s: float = Field(60, gt=0, le=MAX_STARTUP_S)
-
-    _no_secrets = field_validator("extra_args")(classmethod(lambda cls, v: no_secrets(v)))
 
     @model_validator(mode="after")
     def _fixed_pair(self) -> "SimBackend":
@@ -183,12 +184,10 @@ class VllmBackend(_Model):
     api_key_env: str | None = None  # the key reaches vLLM through VLLM_API_KEY, never the command line
     cuda_visible_devices: str | None = None
     port: int | None = Field(None, ge=1, le=65535)  # None: a free port
-    extra_args: list[str] = []
+    extra_args: ExtraArgs = []
     gpu: str | None = None  # GPU id (t4, a10g, a100-80gb, h100-sxm, ...) for prices and the report
     # weights download and CUDA graph capture take minutes
     startup_timeout_s: float = Field(900, gt=0, le=MAX_STARTUP_S)
-
-    _no_secrets = field_validator("extra_args")(classmethod(lambda cls, v: no_secrets(v)))
 
     @field_validator("quantization")
     @classmethod
@@ -216,11 +215,9 @@ class TgiBackend(_Model):
     api_key_env: str | None = None
     cuda_visible_devices: str | None = None
     port: int | None = Field(None, ge=1, le=65535)
-    extra_args: list[str] = []
+    extra_args: ExtraArgs = []
     gpu: str | None = None
     startup_timeout_s: float = Field(900, gt=0, le=MAX_STARTUP_S)
-
-    _no_secrets = field_validator("extra_args")(classmethod(lambda cls, v: no_secrets(v)))
 
     @field_validator("quantize")
     @classmethod

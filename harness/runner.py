@@ -220,7 +220,7 @@ def execute(scenario_path: Path, out: Path | None = None, sla: str | None = None
 def held_interrupts():
     """Defer SIGINT/SIGTERM/SIGHUP until the block ends; yields the list of signals that came."""
     came: list[int] = []
-    sigs = [s for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)]
+    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     if threading.current_thread() is not threading.main_thread():
         yield came  # handlers can only be set from the main thread; nothing to hold elsewhere
         return
