@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from harness.config_errors import ConfigError, parse_yaml
+from harness.config.errors import ConfigError, parse_yaml
 from harness.records import (
     GPU_FILE, MAX_ABS, META_FILE, REQUESTS_FILE, SCENARIO_FILE, SERVER_FILE, GpuSample, RunResult, ServerSample,
     iter_records,

@@ -21,7 +21,7 @@ import harness
 from harness.backends import BackendError, make_backend
 from harness.config import (ConfigError, ExternalBackend, LoadConfig, Scenario, load_scenario, resolve_scenario,
                             scenario_to_yaml)
-from harness.config_errors import validation_message
+from harness.config.errors import validation_message
 from harness.load.arrivals import rate_profile
 from harness.load.locust_runner import Distribution, run_load
 from harness.records import META_FILE, SCENARIO_FILE, SUMMARY_FILE, BACKEND_LOG

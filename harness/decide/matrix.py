@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from harness.config import ConfigError
-from harness.config_errors import read_text_file
+from harness.config.errors import read_text_file
 from harness.decide.matrixfile import MatrixFile, Variant, expand, load_matrix, plan_digest
 from harness.decide.pareto import decision_rows, decision_verdict, misses, pareto_front, recommend
 from harness.decide.progress import Progress, fmt_s

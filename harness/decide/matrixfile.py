@@ -22,7 +22,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from harness.config import ConfigError, Scenario, _Model, _read_yaml, format_validation_error, parse_scenario, \
     resolve_scenario
-from harness.config_errors import clip
+from harness.config.errors import clip
 
 NAMED_AXES = ("backend", "gpu", "gpu_count", "quantization", "model")
 BACKEND_TYPES = ("sim", "vllm", "tgi")

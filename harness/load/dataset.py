@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from harness.config import MAX_TOKENS, ConfigError, DatasetConfig
-from harness.config_errors import clip, decode_utf8, has_surrogate, open_regular
+from harness.config.errors import clip, decode_utf8, has_surrogate, open_regular
 
 # The ShareGPT V3 file vLLM's benchmark uses is 0.67 GB; 1 GiB admits it and stops a wrong path (a
 # disk image, a log) before it is read. A JSONL line with a 1M-token prompt is about 6 MB.

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from harness.config import METRICS, ConfigError, SlaPolicy, load_sla
-from harness.config_errors import format_validation_error
+from harness.config.errors import format_validation_error
 from harness.scoring.stats import MIN_TAIL_SAMPLES, is_insufficient, requests_for, safe_div, stat_of
 
 PASS, WARN, FAIL, NOT_MEASURED, INCONCLUSIVE = "PASS", "WARN", "FAIL", "NOT MEASURED", "INCONCLUSIVE"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.config_errors import ConfigError, clip, read_yaml
+from harness.config.errors import ConfigError, clip, read_yaml
 
 
 class SimConfigError(Exception):

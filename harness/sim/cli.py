@@ -20,7 +20,7 @@ from .server import ServeOptions, serve
 from . import SIM_API_KEY_ENV
 
 # Flag bounds. The speed, calibration and seed limits are the scenario's SimBackend limits
-# (harness/config_backends.py; a unit test keeps them equal). Float flags also parse "nan" and "inf",
+# (harness/config/backends.py; a unit test keeps them equal). Float flags also parse "nan" and "inf",
 # which would hang the server (speed) or never fire (faults), so every float must be finite.
 MIN_SPEED, MAX_SPEED = 1e-3, 1e6  # simulated s per wall s: below, a 1 s request takes 16+ minutes
 MAX_FIXED_MS = 3_600_000.0  # calibration TTFT/ITL: an hour per token is no longer a latency test

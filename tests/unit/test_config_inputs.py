@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from harness.config import (MAX_SCHEDULED_REQUESTS, ConfigError, ExternalBackend, SimBackend, SlaPolicy,
                             load_scenario, load_sla, parse_scenario, resolve_scenario)
-from harness.config_errors import MAX_CONFIG_BYTES, one_line, validation_message
+from harness.config.errors import MAX_CONFIG_BYTES, one_line, validation_message
 from tests.fuzzing.inputs import scenario_files, sla_files, valid_policy_docs, valid_scenario_docs
 
 QUICK = settings(max_examples=100, deadline=None, database=None, derandomize=True,

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from harness.config_errors import MAX_CONFIG_BYTES
+from harness.config.errors import MAX_CONFIG_BYTES
 from harness.sim.catalog import SimConfigError, load_catalog
 from harness.sim.cli import main
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness import config_backends as cb
+from harness.config import backends as cb
 from harness.sim import cli
 from harness.sim.catalog import SimConfigError
 

@@ -17,9 +17,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 # ConfigError and format_validation_error are re-exported: callers import them from here.
-from harness.config_errors import ConfigError, clip, format_validation_error
-from harness.config_errors import read_yaml as _read_yaml
-from harness.config_backends import (  # noqa: F401  (re-exported: harness.config is the one entry point)
+from harness.config.errors import ConfigError, clip, format_validation_error
+from harness.config.errors import read_yaml as _read_yaml
+from harness.config.backends import (  # noqa: F401  (re-exported: harness.config is the one entry point)
     MAX_SEED, TGI_QUANTIZATIONS, VLLM_QUANTIZATIONS, BackendConfig, ExternalBackend, Seed, SimBackend, TgiBackend,
     VllmBackend)
 
@@ -126,7 +126,7 @@ class SlaPolicy(_Model):
     rows: list[SlaRow] = Field(min_length=1)
 
 
-# ---------------------------------------------------------------- backends (harness/config_backends.py)
+# ---------------------------------------------------------------- backends (harness/config/backends.py)
 
 # ---------------------------------------------------------------- load and workload
 
