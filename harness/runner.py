@@ -19,11 +19,12 @@ from typing import Callable
 
 import harness
 from harness.backends import BackendError, make_backend
-from harness.config import (ConfigError, ExternalBackend, LoadConfig, Scenario, load_scenario, resolve_scenario,
-                            scenario_to_yaml)
+from harness.config import (ConfigError, CostConfig, ExternalBackend, LoadConfig, Scenario, SimBackend, load_scenario,
+                            resolve_scenario, scenario_to_yaml)
 from harness.config.errors import validation_message
 from harness.load.arrivals import rate_profile
 from harness.load.locust_runner import Distribution, run_load
+from harness.outdirs import new_out_dir
 from harness.records import META_FILE, SCENARIO_FILE, SUMMARY_FILE, BACKEND_LOG
 from harness.telemetry.session import TelemetrySession
 
@@ -43,13 +44,50 @@ class RunOutcome:
     load_reason: str = "completed"
 
 
-def default_run_dir(name: str, now: datetime | None = None, root: Path = Path("reports")) -> Path:
-    now = now or datetime.now(timezone.utc)
-    return root / f"{name}-{now.strftime('%Y%m%dT%H%M%SZ')}"
+def _priced_gpu(backend) -> tuple[str | None, int | None]:
+    """The GPU id and count a scenario's own backend names (kept for cost when --target replaces it)."""
+    count = getattr(backend, "tensor_parallel_size", None) or getattr(backend, "num_shard", None)
+    return getattr(backend, "gpu", None), count
+
+
+def _with_cost(scn: Scenario, gpu: str | None, gpu_count: int | None) -> Scenario:
+    """`--gpu`/`--gpu-count` set what the run is priced as (scenario `cost.gpu`, `cost.gpu_count`)."""
+    if gpu is None and gpu_count is None:
+        return scn
+    fields = scn.cost.model_dump(exclude_unset=True)
+    if gpu is not None:
+        from harness.scoring.cost import GPU_PRICES_USD_PER_HOUR, normalize_gpu
+
+        if normalize_gpu(gpu) not in GPU_PRICES_USD_PER_HOUR and scn.cost.gpu_price_usd_per_hour is None:
+            raise ConfigError(f"--gpu {gpu}: no price known for this GPU: use one of "
+                              f"{', '.join(GPU_PRICES_USD_PER_HOUR)}, or set cost.gpu_price_usd_per_hour in the scenario")
+        fields["gpu"] = gpu
+    if gpu_count is not None:
+        fields["gpu_count"] = gpu_count
+    try:
+        cost = CostConfig.model_validate(fields)
+    except ValueError as exc:
+        raise ConfigError(f"--gpu-count: {validation_message(exc)}") from None
+    return scn.model_copy(update={"cost": cost})
+
+
+def _check_sim_ids(scn: Scenario, scenario_path: Path) -> None:
+    """A sim backend's GPU, model and quantization ids are checked before anything launches."""
+    if not isinstance(scn.backend, SimBackend) or "--catalog" in scn.backend.extra_args:
+        return  # a user catalog is read by the sim itself, which names a bad id in one line
+    from harness.sim.catalog import SimConfigError, default_catalog
+
+    catalog, b = default_catalog(), scn.backend
+    try:
+        catalog.gpu(b.gpu), catalog.model(b.model), catalog.quant(b.quantization)
+    except SimConfigError as exc:
+        msg = str(exc).replace("use --gpu", "set backend.gpu").replace("use --model", "set backend.model")
+        msg = msg.replace("use --quantization", "set backend.quantization")
+        raise ConfigError(f"{scenario_path}: {msg}") from None
 
 
 def prepare(scenario_path: Path, sla: str | None, target: str | None, processes: int | None = None,
-            api_key_env: str | None = None) -> Scenario:
+            api_key_env: str | None = None, gpu: str | None = None, gpu_count: int | None = None) -> Scenario:
     scn = load_scenario(scenario_path)
     if api_key_env is not None and not target and not isinstance(scn.backend, ExternalBackend):
         raise ConfigError("--api-key-env gives the key of a server you run (--target or backend.type: external); "
@@ -62,6 +100,11 @@ def prepare(scenario_path: Path, sla: str | None, target: str | None, processes:
         scn = scn.model_copy(update={"load": load})
     if target or api_key_env is not None:
         old = scn.backend if isinstance(scn.backend, ExternalBackend) else None
+        if old is None and (scn.cost.gpu is None or scn.cost.gpu_count is None):
+            # The scenario's backend said which GPU the server runs on: --target keeps it for cost.
+            own_gpu, own_count = _priced_gpu(scn.backend)
+            kept = {"gpu": scn.cost.gpu or own_gpu, "gpu_count": scn.cost.gpu_count or own_count}
+            scn = scn.model_copy(update={"cost": scn.cost.model_copy(update=kept)})
         fields = {"url": target or (old.url if old else ""),
                   "api_key_env": api_key_env if api_key_env is not None else (old.api_key_env if old else None)}
         if old is not None and not target:
@@ -72,6 +115,8 @@ def prepare(scenario_path: Path, sla: str | None, target: str | None, processes:
             flag = "--target" if target else "--api-key-env"
             raise ConfigError(f"{flag}: {validation_message(exc)}") from None
         scn = scn.model_copy(update={"backend": backend})
+    scn = _with_cost(scn, gpu, gpu_count)
+    _check_sim_ids(scn, scenario_path)
     ds = scn.workload.dataset
     if ds is not None and not Path(ds.path).is_absolute():
         # A dataset path is relative to the scenario file, so the saved copy still finds it.
@@ -136,18 +181,22 @@ def execute(scenario_path: Path, out: Path | None = None, sla: str | None = None
             echo: Callable[[str], None] = print, processes: int | None = None, api_key_env: str | None = None,
             expect_workers: int | None = None, master_bind_port: int = 5557,
             master_bind_host: str = "*", prometheus_port: int | None = None,
-            baseline: str | None = None, tolerance_pct: float = 10.0) -> RunOutcome:
-    scn = prepare(Path(scenario_path), sla, target, processes, api_key_env)
+            baseline: str | None = None, tolerance_pct: float = 10.0, gpu: str | None = None,
+            gpu_count: int | None = None) -> RunOutcome:
+    scn = prepare(Path(scenario_path), sla, target, processes, api_key_env, gpu, gpu_count)
     if baseline:
         from harness.scoring.regression import load_baseline
 
         load_baseline(baseline)  # a bad --baseline fails now, in one line, not after the run
     dist = Distribution(processes=scn.load.processes, expect_workers=expect_workers,
                         master_bind_port=master_bind_port, master_bind_host=master_bind_host)
-    run_dir = Path(out) if out else default_run_dir(scn.name)
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise HarnessError(f"--out {run_dir} already holds files: choose a new folder or remove it")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if out:
+        run_dir = Path(out)
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise HarnessError(f"--out {run_dir} already holds files: choose a new folder or remove it")
+        run_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        run_dir = new_out_dir(Path("reports"), scn.name)  # never a folder another run started in
     (run_dir / SCENARIO_FILE).write_text(scenario_to_yaml(scn), encoding="utf-8")
     meta: dict = {"schema_version": SCHEMA_VERSION, "slabench_version": harness.__version__,
                   "scenario_name": scn.name, "scenario_path": str(scenario_path),

@@ -56,7 +56,11 @@ class ProgressTail:
         in_flight = self._in_flight()
         flight = f" in flight {in_flight}" if in_flight is not None else ""
         cancelled = f" cancelled at stop {self.cancelled}" if self.cancelled else ""
-        return (f"[{elapsed_s:5.0f}/{total_s:.0f} s] {offered}achieved {rate:.1f} req/s, done {self.completed}"
+        # Past the planned duration the load is stopping (drain of in-flight requests): the clock
+        # stays at the duration and says so, instead of counting on past it ("[54/15 s]").
+        clock = (f"[{elapsed_s:5.0f}/{total_s:.0f} s]" if elapsed_s <= total_s
+                 else f"[{total_s:5.0f}/{total_s:.0f} s, stopping +{elapsed_s - total_s:.0f} s]")
+        return (f"{clock} {offered}achieved {rate:.1f} req/s, done {self.completed}"
                 f"{flight} errors {self.errors}{cancelled} {ttft}")
 
     def _in_flight(self) -> int | None:

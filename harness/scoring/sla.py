@@ -77,8 +77,16 @@ def _lookup(metric: str, stat: str, ctx: dict) -> tuple[float | None, int | None
     return v, None, {"reason": reason}
 
 
+def _sweep_hint(ctx: dict, closed: bool) -> str:
+    path = ctx["meta"].get("scenario_path") or "SCENARIO"
+    if closed:  # the sweep that keeps the scenario's closed loop searches the user count
+        return f"measure capacity with `slabench sweep {path} --concurrency`"
+    return f"measure capacity with `slabench sweep {path}`"
+
+
 def _offered_rule(row: dict, metric: str, verdict: str, ctx: dict, notes: list[str]) -> str:
-    """Throughput judged against what was offered (closed loop: note; open loop below target: WARN)."""
+    """A throughput row short of its target only because the test offered less cannot answer it:
+    NOT MEASURED (offered-limited), in closed loop and open loop alike, with the command that can."""
     if metric not in RATE_METRICS or verdict not in (WARN, FAIL):
         return verdict
     load = ctx["meta"].get("load") if isinstance(ctx["meta"].get("load"), dict) else {}
@@ -86,17 +94,19 @@ def _offered_rule(row: dict, metric: str, verdict: str, ctx: dict, notes: list[s
     if offered is None:
         offered = load.get("offered_rate_rps")
     if load.get("mode") == "closed":
+        # A closed loop offers what its users can send: the achieved rate is the users' pace, not
+        # the server's limit, so a shortfall says nothing about whether the server sustains the target.
         users = load.get("users", "?")
         achieved = ctx["rates"].get("request_rate_rps") or 0.0
-        notes.append(f"closed loop with {users} users: achieved {achieved:.3g} req/s; this measures what "
-                     f"{users} users drive, not capacity — run a sweep to measure capacity")
+        notes.append(f"offered-limited: {users} closed-loop users drove {achieved:.3g} req/s, which cannot show "
+                     f"whether the server sustains the target; {_sweep_hint(ctx, True)}")
         row["offered_limited"] = True
-        return verdict
+        return NOT_MEASURED
     if offered is not None and metric in OFFERED_COMPARABLE and float(offered) < float(row["target"]):
-        notes.append(f"offered {float(offered):.3g} req/s, below the {float(row['target']):.3g} req/s target: "
-                     "run a sweep to measure capacity")
+        notes.append(f"offered-limited: the run offered {float(offered):.3g} req/s, below the "
+                     f"{float(row['target']):.3g} req/s target; {_sweep_hint(ctx, False)}")
         row["offered_limited"] = True
-        return WARN
+        return NOT_MEASURED
     return verdict
 
 

@@ -75,8 +75,8 @@ def parse_serve_options(argv: list[str]) -> ServeOptions:
     return _options(args)
 
 
-def _parser(cls: type[argparse.ArgumentParser] = _Parser) -> argparse.ArgumentParser:
-    p = cls(prog="python -m harness.sim", description="Simulated vLLM / TGI server for slabench.")
+def _parser(cls: type[argparse.ArgumentParser] = _Parser, prog: str = "python -m harness.sim") -> argparse.ArgumentParser:
+    p = cls(prog=prog, description="Simulated vLLM / TGI server for slabench.")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=cls)
     s = sub.add_parser("serve", help="run a simulated server")
     s.add_argument("--flavor", choices=["vllm", "tgi"], default="vllm")
@@ -138,8 +138,9 @@ def _options(a: argparse.Namespace) -> ServeOptions:
         api_key=a.api_key, rate_limit_rps=a.rate_limit_rps, rate_limit_burst=a.rate_limit_burst)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m harness.sim") -> int:
+    """The sim's command line; `prog` is how help and usage name it (`slabench sim` from slabench)."""
+    args = _parser(prog=prog).parse_args(argv)
     if args.cmd == "serve" and args.api_key is None:
         args.api_key = os.environ.get(SIM_API_KEY_ENV) or None
     try:

@@ -28,3 +28,12 @@ def test_line_shows_offered_rate_and_in_flight_from_the_status_file(tmp_path):
     t = ProgressTail(tmp_path / "requests.jsonl", status_path=status, offered_rps=8.0)
     line = t.line(2.0, 10.0)
     assert "offered 8.0 req/s" in line and "in flight 3" in line
+
+
+def test_clock_never_counts_past_the_duration(tmp_path):
+    p = tmp_path / "requests.jsonl"
+    p.write_text("")
+    t = ProgressTail(p)
+    assert t.line(15.0, 15.0).startswith("[   15/15 s]")
+    late = t.line(54.4, 15.0)
+    assert late.startswith("[   15/15 s, stopping +39 s]") and "54/15" not in late
