@@ -67,6 +67,10 @@ class RequestRecord:
     # Tokens each text chunk carried (first chunk first, one per ITL gap after it), from the server's
     # usage in every chunk (workload.usage_every_chunk); None when the server did not say.
     chunk_tokens: list[int] | None = None
+    # Open loop: seconds the request waited for a max_in_flight slot after its due time (None: it did
+    # not wait). Its schedule lag minus this is the client's own lag, so a saturated client and a
+    # full cap are told apart.
+    cap_wait_s: float | None = None
 
     @property
     def tpot_s(self) -> float | None:
@@ -97,9 +101,9 @@ _FIELD_NAMES: dict[type, frozenset[str]] = {}
 # as "not recorded", like null. The bulk reader (scoring.jsonl) applies the same rules in columns.
 # Numbers scoring never reads (first_token_s, sent_unix_s, ...) are only checked to be numbers.
 MAX_ABS = 1e12
-NON_NEGATIVE = frozenset({"ttft_s", "e2e_s", "itl_s", "prompt_tokens", "output_tokens"})
+NON_NEGATIVE = frozenset({"ttft_s", "e2e_s", "itl_s", "prompt_tokens", "output_tokens", "cap_wait_s"})
 SCORED_NUMBERS = frozenset({"sent_s", "end_s", "status", "scheduled_s", "ttft_s", "e2e_s", "itl_s",
-                            "prompt_tokens", "output_tokens", "chunk_tokens"})
+                            "prompt_tokens", "output_tokens", "chunk_tokens", "cap_wait_s"})
 _KINDS = {f.name: str(f.type) for f in dataclasses.fields(RequestRecord)}
 _REQUIRED = tuple(f.name for f in dataclasses.fields(RequestRecord)
                   if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)

@@ -360,7 +360,7 @@ def load_sla(ref: str | Path | SlaPolicy, search_dirs: tuple[Path, ...] = ()) ->
     explicit = p.suffix in {".yaml", ".yml"}
     candidates = [p] if explicit else []
     # The shipped presets: harness/data/sla (in the wheel; a link to scenarios/sla in the clone).
-    for d in (*search_dirs, SLA_DIR, Path(__file__).resolve().parent / "data" / "sla"):
+    for d in (*search_dirs, SLA_DIR, Path(__file__).resolve().parents[1] / "data" / "sla"):
         candidates += [d / f"{ref}.yaml", d / str(ref)]
     for c in candidates:
         # An explicit .yaml path that exists is read even when it is not a file (a folder, a FIFO):

@@ -191,7 +191,8 @@ class _LLMUser(FastHttpUser):
         spec = self.prompts.next()
         self._request(st, spec, None, history=self.session.history if st.workload.turns > 1 else None)
 
-    def _request(self, st: BridgeState, spec, scheduled_s: float | None, history: list[dict] | None = None) -> None:
+    def _request(self, st: BridgeState, spec, scheduled_s: float | None, history: list[dict] | None = None,
+                 cap_wait_s: float | None = None) -> None:
         """One request, recorded. A stop that kills this greenlet mid-request (Locust's stop timeout,
         the open-loop drain) raises GreenletExit here: the request is recorded as cancelled_at_stop,
         with whatever it had received, before the greenlet ends. Multi-turn sessions (`history`)
@@ -203,12 +204,14 @@ class _LLMUser(FastHttpUser):
             acc = st.in_flight.pop(me, None)
             if acc is not None:  # None: killed before the request was built, so nothing was sent
                 rec = st.cancelled_record(acc)
+                rec.cap_wait_s = cap_wait_s
                 if history is not None:
                     self.session.record_turn(rec, spec.prompt, "")
                 st.record(rec)
             raise
         finally:
             st.in_flight.pop(me, None)
+        rec.cap_wait_s = cap_wait_s
         if history is not None:
             self.session.record_turn(rec, spec.prompt, reply)
         st.record(rec)
@@ -220,11 +223,11 @@ class _LLMUser(FastHttpUser):
                                    load.burstiness, max_count=load.max_requests)
         pool = gevent.pool.Pool(load.max_in_flight)
 
-        def launch(k: int, scheduled_s: float) -> None:
+        def launch(k: int, scheduled_s: float, cap_wait_s: float | None) -> None:
             st.issued += 1
             # The prompt is drawn in the request's own greenlet (in schedule order: gevent runs
             # spawned greenlets FIFO), so a long soak never holds every prompt in memory.
-            pool.spawn(lambda: self._request(st, self.prompts.next(), scheduled_s))
+            pool.spawn(lambda: self._request(st, self.prompts.next(), scheduled_s, cap_wait_s=cap_wait_s))
 
         def sleep_until(t: float) -> None:
             dt = t - time.perf_counter()

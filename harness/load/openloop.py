@@ -39,7 +39,7 @@ class OpenLoopDispatcher:
     """
 
     def __init__(self, due_s: Iterable[float], start_s: float, *, sleep_until: Callable[[float], None],
-                 launch: Callable[[int, float], None], in_flight: Callable[[], int],
+                 launch: Callable[[int, float, float | None], None], in_flight: Callable[[], int],
                  wait_slot: Callable[[float], bool], max_in_flight: int | None = None,
                  should_stop: Callable[[], bool] = lambda: False, end_s: float | None = None,
                  clock: Callable[[], float] | None = None):
@@ -57,6 +57,7 @@ class OpenLoopDispatcher:
         self.should_stop = should_stop
         self.stats = DispatchStats()
         self._taken = 0  # due times taken from the schedule (each one then sent, or not)
+        self._cap_freed_s = float("-inf")  # when dispatch was last released by a full max_in_flight cap
 
     def run(self) -> DispatchStats:
         """Dispatch until the schedule or the load ends. The accounting is completed even when the
@@ -88,9 +89,14 @@ class OpenLoopDispatcher:
                 if not freed or self.clock() >= self.end_s:
                     return
                 self.stats.delayed_by_cap += 1
+                self._cap_freed_s = self.clock()
+            # The cap's share of this request's lag: the time after its due time during which dispatch
+            # was held by a full cap (its own wait, or the wait of a request before it). The rest of
+            # its lag is the client's own.
+            cap_wait_s = min(self.clock(), self._cap_freed_s) - target if self._cap_freed_s > target else None
             # The request carries its due time: latency can be measured from when it *should*
             # have been sent, so a saturated client cannot hide queueing (coordinated omission).
-            self.launch(self._taken - 1, target)
+            self.launch(self._taken - 1, target, cap_wait_s)
             self.stats.sent += 1
 
     def _account_rest(self, it) -> None:

@@ -57,7 +57,8 @@ def _gpu_count(scenario: dict, meta: dict) -> tuple[int, str]:
     mb = meta.get("backend") if isinstance(meta.get("backend"), dict) else {}
     for value, src in ((cost.get("gpu_count"), "scenario cost.gpu_count"),
                        (mb.get("gpu_count"), "meta backend.gpu_count"),
-                       (backend.get("tensor_parallel_size"), "scenario backend.tensor_parallel_size")):
+                       (backend.get("tensor_parallel_size"), "scenario backend.tensor_parallel_size"),
+                       (backend.get("num_shard"), "scenario backend.num_shard")):
         try:
             if value is not None and int(value) >= 1:
                 return int(value), src

@@ -44,6 +44,7 @@ class RecordTable:
     output_tokens: np.ndarray  # float64 (as recorded; int() where the scalar code truncated)
     itl: np.ndarray  # float64, every gap of every record; NaN where a gap was not a finite number
     itl_count: np.ndarray  # int64, len(itl_s) per record
+    cap_wait_s: np.ndarray  # float64, NaN: did not wait for a max_in_flight slot
     err_index: np.ndarray  # int64, positions of the records with ok False
     err_type: list  # error_type of each of those (str | None)
     err_msg: list  # error of each (str | None)
@@ -135,6 +136,7 @@ def from_records(records: Iterable[RequestRecord]) -> RecordTable:
         scheduled_s=col(lambda r: _f(r.scheduled_s)), ttft_s=col(lambda r: num_or_nan(r.ttft_s)),
         e2e_s=col(lambda r: num_or_nan(r.e2e_s)), prompt_tokens=col(lambda r: _f(r.prompt_tokens)),
         output_tokens=col(lambda r: float(r.output_tokens or 0)), itl=itl, itl_count=counts,
+        cap_wait_s=col(lambda r: _f(getattr(r, "cap_wait_s", None))),
         err_index=np.asarray(bad, dtype=np.int64), err_type=[recs[i].error_type for i in bad],
         err_msg=[recs[i].error for i in bad], err_id=[recs[i].request_id for i in bad],
         itl_all_finite=bool(np.isfinite(itl).all()))
@@ -150,7 +152,7 @@ def select(t: RecordTable, keep: np.ndarray) -> RecordTable:
         sent_s=t.sent_s[keep], end_s=t.end_s[keep], status=t.status[keep], ok=t.ok[keep],
         scheduled_s=t.scheduled_s[keep], ttft_s=t.ttft_s[keep], e2e_s=t.e2e_s[keep],
         prompt_tokens=t.prompt_tokens[keep], output_tokens=t.output_tokens[keep], itl=itl,
-        itl_count=t.itl_count[keep], err_index=new_pos[t.err_index[bad_kept]].astype(np.int64),
+        itl_count=t.itl_count[keep], cap_wait_s=t.cap_wait_s[keep], err_index=new_pos[t.err_index[bad_kept]].astype(np.int64),
         err_type=pick(t.err_type), err_msg=pick(t.err_msg), err_id=pick(t.err_id),
         itl_all_finite=bool(np.isfinite(itl).all()))
 

@@ -15,7 +15,7 @@ def test_sends_at_scheduled_times_from_the_start():
     clock = FakeClock()
     sent = []
     d = OpenLoopDispatcher([0.0, 0.5, 0.5, 2.0], start_s=100.0, sleep_until=clock.sleep_until,
-                           launch=lambda k, sched: sent.append((k, sched, clock.t)), in_flight=lambda: 0,
+                           launch=lambda k, sched, cap_wait_s: sent.append((k, sched, clock.t)), in_flight=lambda: 0,
                            wait_slot=lambda deadline_s: True, max_in_flight=4)
     stats = d.run()
     assert [s[1] for s in sent] == [100.0, 100.5, 100.5, 102.0]
@@ -27,7 +27,7 @@ def test_slow_launch_does_not_shift_later_due_times():
     clock = FakeClock()
     sent = []
 
-    def launch(k, sched):
+    def launch(k, sched, cap_wait_s):
         sent.append((sched, clock.t))
         clock.t += 0.3  # each launch costs 300 ms (a saturated client)
 
@@ -47,7 +47,7 @@ def test_in_flight_cap_holds_requests_back_and_counts_them():
         running.pop()
         return True
 
-    def launch(k, sched):
+    def launch(k, sched, cap_wait_s):
         running.append(k)
         sent.append(clock.t)
 
@@ -60,7 +60,7 @@ def test_in_flight_cap_holds_requests_back_and_counts_them():
 def test_stop_request_ends_early():
     clock = FakeClock()
     n = []
-    stats = OpenLoopDispatcher([0, 1, 2], 0.0, sleep_until=clock.sleep_until, launch=lambda k, s: n.append(k),
+    stats = OpenLoopDispatcher([0, 1, 2], 0.0, sleep_until=clock.sleep_until, launch=lambda k, s, w: n.append(k),
                                in_flight=lambda: 0, wait_slot=lambda deadline_s: True, should_stop=lambda: len(n) >= 2).run()
     assert n == [0, 1] and stats.stopped_early
     assert (stats.scheduled, stats.sent, stats.not_sent) == (3, 2, 1)

@@ -20,6 +20,7 @@ class Sim:
         self.ends: list[float] = []  # end times of requests in flight
         self.sent: list[tuple[int, float, float]] = []  # (k, due time, sent at)
         self.peak = 0  # most requests in flight at once
+        self.cap_waits: list[float | None] = []  # what the dispatcher said each request waited for the cap
 
     def clock(self):
         return self.t
@@ -44,8 +45,9 @@ class Sim:
         self._settle()
         return True
 
-    def launch(self, k, due):
+    def launch(self, k, due, cap_wait_s=None):
         self.sent.append((k, due, self.t))
+        self.cap_waits.append(cap_wait_s)
         self._settle()
         self.ends.append(self.t + self.service_s)
         self.peak = max(self.peak, len(self.ends))
@@ -67,6 +69,15 @@ def test_a_generator_that_falls_behind_stops_at_the_end_and_counts_the_rest():
     assert 9_900 <= stats.sent <= 10_001 and stats.not_sent >= 9_999
     assert max(at for _, _, at in sim.sent) < 110.0  # nothing sent at or after the end of the load
     assert sim.t <= 110.0 + 0.001
+
+
+def test_the_wait_for_a_cap_slot_is_passed_with_each_request_and_is_its_whole_lag():
+    sim = Sim(t0=0.0, service_s=1.0)
+    stats = sim.dispatcher([0.0, 0.1, 0.2, 3.5], 10.0, max_in_flight=1).run()
+    assert stats.delayed_by_cap == 2
+    assert sim.cap_waits[0] is None and sim.cap_waits[3] is None  # a free slot: no wait
+    for (k, due, sent_at), wait in zip(sim.sent[1:3], sim.cap_waits[1:3]):
+        assert wait is not None and abs((sent_at - due) - wait) < 1e-9  # the lag is all the cap's
 
 
 def test_requests_held_by_the_cap_at_the_end_are_not_sent_and_the_run_ends_on_time():

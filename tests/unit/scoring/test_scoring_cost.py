@@ -81,3 +81,10 @@ def test_summary_cost_and_energy_per_token(make_rec, make_run):
     assert math.isclose(c["energy"]["energy_j"], 1000.0)
     assert math.isclose(c["energy"]["j_per_output_token"], 10.0)
     assert math.isclose(c["energy"]["j_per_total_token"], 1.0)
+
+
+def test_a_tgi_backends_num_shard_is_its_gpu_count():
+    from harness.scoring.cost import price_lookup
+
+    p = price_lookup({"backend": {"type": "tgi", "gpu": "a10g", "num_shard": 2}}, {})
+    assert (p["gpu_count"], p["gpu_count_source"]) == (2, "scenario backend.num_shard")

@@ -66,6 +66,23 @@ def test_open_loop_lag_over_10ms_marks_the_load_generator_saturated():
     assert load_generator_health([], {})["lag_p99_s"] is None
 
 
+def test_lag_from_a_full_max_in_flight_cap_is_the_caps_not_the_clients(make_rec, make_run):
+    # 100 open-loop requests: the last 20 waited 0.5 s for a slot (cap_wait_s), the client itself was on time.
+    recs = [make_rec(i, sent_s=0.1 * i + (0.5 if i >= 80 else 0.001), scheduled_s=0.1 * i,
+                     cap_wait_s=0.5 if i >= 80 else None) for i in range(100)]
+    meta = {"load": {"mode": "open"}, "open_loop": {"delayed_by_cap": 20, "scheduled": 100, "sent": 100}}
+    lg = summarize(make_run(recs, meta=meta))["load_generator"]
+    assert lg["lag_p99_s"] > 0.4 and lg["client_lag_p99_s"] < 0.002
+    assert not lg["saturated"] and lg["cap_limited"]
+    assert "max_in_flight held 20 of 100 requests" in lg["note"] and "not the client" in lg["note"]
+    assert "load generator saturated" not in lg["note"]
+    # Same lags without the cap's share recorded: the client is blamed.
+    for r in recs:
+        r.cap_wait_s = None
+    lg = summarize(make_run(recs, meta={**meta, "open_loop": {"delayed_by_cap": 0}}))["load_generator"]
+    assert lg["saturated"] and lg["note"].startswith("load generator saturated")
+
+
 def test_multi_token_chunks_are_counted_and_noted(make_rec, make_run):
     # 3 text chunks (2 gaps) carrying 6 tokens each: 2 tokens per chunk, so a gap is not one token.
     recs = [make_rec(i, sent_s=i * 0.1, itl_s=[0.02, 0.02], output_tokens=6) for i in range(10)]
