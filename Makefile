@@ -13,9 +13,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Runs the demo scenario on the simulated backend and writes reports/demo-<UTC time>/report.html.
+# Runs the demo scenario on the simulated backend and writes reports/demo-<UTC time>/report.html, then
+# measures what its closed loop cannot: capacity, by a user-count search offline through the sim (~10 s).
 demo: install
 	$(BIN)/slabench run scenarios/demo.yaml
+	$(BIN)/slabench sweep scenarios/demo.yaml --concurrency
 
 # The guide's five GPUs x fp16/fp8/AWQ for Llama-3-8B, offline through the sim (under a minute).
 demo-matrix: install

@@ -29,74 +29,139 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a scenario end to end and write its reports")
     run.add_argument("scenario", type=Path, help="scenario YAML file (see scenarios/)")
     run.add_argument("--out", type=Path, help="run folder to write (default reports/<scenario>-<UTC time>/)")
-    run.add_argument("--sla", help="SLA policy file or name in scenarios/sla/ (replaces the scenario's)")
+    run.add_argument("--sla", metavar="POLICY", help="SLA policy file or name in scenarios/sla/ (replaces the scenario's)")
     run.add_argument("--gate", action="store_true",
                      help="exit 1 when any hard SLA row is FAIL (or, with --baseline, a metric regressed)")
     run.add_argument("--baseline", metavar="RUN_DIR_OR_SUMMARY", help="add a regression section against this run")
-    run.add_argument("--tolerance-pct", type=float, default=10.0,
+    run.add_argument("--tolerance-pct", type=float, default=10.0, metavar="PCT",
                      help="change allowed before a metric counts as regressed (default 10)")
-    run.add_argument("--target", help="use this running OpenAI/TGI-compatible server instead of launching one")
+    run.add_argument("--target", metavar="URL", help="use this running OpenAI/TGI-compatible server instead of launching one")
     run.add_argument("--api-key-env", metavar="VAR",
                      help="environment variable holding the --target server's API key (never the key itself)")
     run.add_argument("--allow-inconclusive", action="store_true",
                      help="--gate: do not fail on a hard row with too few samples to judge (INCONCLUSIVE)")
-    run.add_argument("--processes", type=int, metavar="N", help="Locust worker processes on this machine")
+    run.add_argument("--gpu", metavar="ID",
+                     help="GPU the server runs on, for cost per 1k tokens (t4, l4, a10g, a100-80gb, h100-sxm, h200; "
+                          "default: the scenario's cost.gpu or backend.gpu, kept with --target)")
+    run.add_argument("--gpu-count", type=int, metavar="N",
+                     help="GPUs the server uses, for cost (default: cost.gpu_count, else the backend's parallelism, else 1)")
+    run.add_argument("--processes", type=int, metavar="N",
+                     help="Locust worker processes on this machine (default: the scenario's load.processes, 1)")
     run.add_argument("--expect-workers", type=int, metavar="N",
                      help="run Locust as a master and wait for N `slabench worker`s (other machines)")
-    run.add_argument("--master-bind-port", type=int, default=5557, metavar="PORT")
-    run.add_argument("--master-bind-host", default="*", metavar="HOST", help="interface the master listens on")
+    run.add_argument("--master-bind-port", type=int, default=5557, metavar="PORT",
+                     help="--expect-workers: port the master listens on for workers (default 5557)")
+    run.add_argument("--master-bind-host", default="*", metavar="HOST",
+                     help="--expect-workers: interface the master listens on (default: all)")
 
     run.add_argument("--prometheus-port", type=int, metavar="PORT",
                      help="serve the guide's llm_* metrics live on this port during the run")
 
-    chk = sub.add_parser("check", help="run the guide's deployment checklist against a running server")
-    chk.add_argument("url")
-    chk.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the API key")
-    chk.add_argument("--sla", help="SLA policy for the probe load (default: guide)")
-    chk.add_argument("--out", type=Path, help="folder for checklist.html/json (default reports/check-<UTC>/)")
-    chk.add_argument("--run-dir", type=Path, help="a run folder (or a folder of runs) as load-test evidence")
-    chk.add_argument("--gpu", help="GPU id for the cost-tracking line (t4, a10g, a100-80gb, h100-sxm, ...)")
-    chk.add_argument("--probe-requests", type=int, default=20)
-    chk.add_argument("--burst", type=int, default=50)
+    chk = sub.add_parser(
+        "check", help="run the guide's deployment checklist against a running server",
+        description="Probe a running vLLM, TGI or guide-style server (health, /metrics, auth, a small streamed "
+                    "probe load, a rate-limit burst) and list the guide's deployment checklist. Exit 0 no FAIL "
+                    "line, 1 a FAIL line, 2 bad arguments / server unreachable / key needed.")
+    chk.add_argument("url", metavar="URL",
+                     help="the server's base URL, e.g. http://127.0.0.1:8000 (a trailing /v1 is trimmed)")
+    chk.add_argument("--api-key-env", metavar="VAR",
+                     help="environment variable holding the server's API key (never the key itself)")
+    chk.add_argument("--sla", metavar="POLICY",
+                     help="SLA policy file or shipped name judging the probe load and the alert rules (default guide)")
+    chk.add_argument("--out", type=Path, metavar="DIR",
+                     help="folder for checklist.html, checklist.json, probe_requests.jsonl "
+                          "(default: a new reports/check-<UTC time>/)")
+    chk.add_argument("--run-dir", type=Path, metavar="RUN",
+                     help="a `slabench run` folder (or a folder of runs: the newest) as load-test evidence")
+    chk.add_argument("--gpu", metavar="ID", help="GPU id priced on the cost-tracking line (t4, l4, a10g, a100-40gb, "
+                                                 "a100-80gb, h100, h100-sxm, h100-pcie, h200)")
+    chk.add_argument("--alert-rules", type=Path, metavar="FILE",
+                     help="your Prometheus rules file, checked for the alerts `slabench alerts POLICY` writes for "
+                          "--sla (without it: a todo line)")
+    chk.add_argument("--dashboard", type=Path, metavar="FILE",
+                     help="your Grafana dashboard JSON export, checked for panels querying the server's /metrics "
+                          "series (without it: a todo line)")
+    chk.add_argument("--probe-requests", type=int, default=20, metavar="N",
+                     help="streamed chat requests of the probe load, 4 at a time, 1..1000 (default 20). A p99 from "
+                          "fewer than the policy's min_samples (guide: 100) is an INCONCLUSIVE line, not a PASS")
+    chk.add_argument("--burst", type=int, default=50, metavar="N",
+                     help="one-token requests fired over 2 s to find a rate limit (a 429), 0..500 (default 50; "
+                          "0 skips the rate-limit line)")
 
-    alr = sub.add_parser("alerts", help="print Prometheus alerting rules generated from an SLA policy")
-    alr.add_argument("policy", help="SLA policy file or name (e.g. scenarios/sla/guide.yaml)")
+    alr = sub.add_parser("alerts", help="print Prometheus alerting rules generated from an SLA policy",
+                         description="Print Prometheus alerting rules (YAML, to stdout) for an SLA policy: per row "
+                                     "a warning when the target is breached and a critical alert at the alert "
+                                     "threshold, over the llm_* series. Save them: "
+                                     "slabench alerts guide > rules.yaml")
+    alr.add_argument("policy", metavar="POLICY",
+                     help="SLA policy file or shipped name (guide, or e.g. scenarios/sla/guide.yaml)")
 
     mat = sub.add_parser("matrix", help="run every GPU x quantization x ... variant and recommend the cheapest passing")
-    mat.add_argument("matrix_file", type=Path)
-    mat.add_argument("--out", type=Path, help="comparison folder (default reports/matrix-<name>-<UTC time>/)")
-    mat.add_argument("--resume", action="store_true", help="continue an interrupted matrix, skipping finished variants")
+    mat.add_argument("matrix_file", type=Path, metavar="MATRIX_FILE",
+                     help="matrix YAML: a base scenario and the axes to vary (e.g. scenarios/matrix-gpus.yaml)")
+    mat.add_argument("--out", type=Path, metavar="DIR",
+                     help="folder for runs/ and comparison.html/json (default reports/<matrix name>-<UTC time>/; "
+                          "must be new or empty unless --resume)")
+    mat.add_argument("--resume", action="store_true",
+                     help="continue an interrupted matrix, skipping finished variants (default: the newest "
+                          "reports/<matrix name>-*/, or --out DIR); off by default")
     mat.add_argument("--capacity", action="store_true",
-                     help="also search each offline sim variant's capacity and rank by the cost per 1k tokens there")
-    mat.add_argument("--precision", type=float, help="--capacity: relative precision (default 0.05)")
+                     help="also search each offline sim variant's capacity and rank by the cost per 1k tokens there "
+                          "(off by default)")
+    mat.add_argument("--precision", type=float, metavar="FRACTION",
+                     help="--capacity: stop the search when the bracket is this fraction of the capacity wide "
+                          "(default 0.05)")
 
     swp = sub.add_parser("sweep", help="find the highest rate (or concurrency) at which the SLA still passes")
-    swp.add_argument("scenario", type=Path)
-    swp.add_argument("--out", type=Path)
-    swp.add_argument("--resume", action="store_true")
-    swp.add_argument("--precision", type=float, default=0.05, help="relative width at which bisection stops")
-    swp.add_argument("--repeats", type=int, default=1, help="runs per point; a point passes only if all pass")
-    swp.add_argument("--target-rps", type=float, help="traffic to serve: prints the replicas needed")
-    swp.add_argument("--concurrency", action="store_true", help="sweep closed-loop users instead of the rate")
-    swp.add_argument("--headroom", type=float, default=0.2, help="spare capacity kept per replica")
-    swp.add_argument("--live", action="store_true", help="run sim points live instead of offline through the model")
+    swp.add_argument("scenario", type=Path, metavar="SCENARIO",
+                     help="scenario YAML; open loop: its rate_rps is the starting rate (--concurrency: its users)")
+    swp.add_argument("--out", type=Path, metavar="DIR",
+                     help="folder for points/ and sweep.html/json (default reports/sweep-<scenario name>-<UTC time>/; "
+                          "must be new or empty unless --resume)")
+    swp.add_argument("--resume", action="store_true",
+                     help="continue an interrupted sweep, reusing measured points (default: the newest "
+                          "reports/sweep-<scenario name>-*/, or --out DIR); off by default")
+    swp.add_argument("--precision", type=float, default=0.05, metavar="FRACTION",
+                     help="stop bisecting when the pass/fail bracket is this fraction of the capacity wide "
+                          "(default 0.05)")
+    swp.add_argument("--repeats", type=int, default=1, metavar="N",
+                     help="runs per point, other workload seeds; a point passes only if all pass (default 1)")
+    swp.add_argument("--target-rps", type=float, metavar="RPS",
+                     help="traffic to serve in req/s: prints the replicas needed (default: none)")
+    swp.add_argument("--concurrency", action="store_true",
+                     help="search closed-loop users instead of the request rate (off by default)")
+    swp.add_argument("--headroom", type=float, default=0.2, metavar="FRACTION",
+                     help="spare capacity kept per replica when counting replicas (default 0.2)")
+    swp.add_argument("--live", action="store_true",
+                     help="run sim points live through HTTP instead of offline through the model (off by default; "
+                          "real and --target servers always run live)")
+    swp.add_argument("--target", metavar="URL",
+                     help="sweep this running OpenAI/TGI-compatible server instead of the scenario's backend "
+                          "(default: the scenario's backend)")
+    swp.add_argument("--api-key-env", metavar="VAR",
+                     help="environment variable holding the --target (or backend.type: external) server's API key; "
+                          "only the name is saved (default: none)")
 
     cmp_ = sub.add_parser("compare", help="side-by-side of saved runs (the first is the baseline)")
-    cmp_.add_argument("run_dirs", type=Path, nargs="+")
-    cmp_.add_argument("--out", type=Path)
+    cmp_.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR",
+                      help="run folders written by `slabench run`, `matrix` or `sweep`; the first is the baseline "
+                           "(at least two)")
+    cmp_.add_argument("--out", type=Path, metavar="DIR",
+                      help="folder for comparison.html/json (default reports/compare-<UTC time>/; must be new or empty)")
 
     wrk = sub.add_parser("worker", help="a Locust worker for a `slabench run --expect-workers N` master")
-    wrk.add_argument("--master-host", required=True, help="address of the `slabench run --expect-workers N` machine")
+    wrk.add_argument("--master-host", required=True,
+                     help="address (name or IP) of the machine running `slabench run --expect-workers N`")
     wrk.add_argument("--master-port", type=int, default=5557, help="the master's --master-bind-port (default 5557)")
     wrk.add_argument("--api", default=None, choices=["openai-chat", "openai-completions", "tgi-generate-stream"],
                      help="load only this API's user class (default: all; the master's scenario picks)")
 
     rep = sub.add_parser("report", help="re-render every report of a saved run folder")
-    rep.add_argument("run_dir", type=Path)
+    rep.add_argument("run_dir", type=Path, help="a folder written by `slabench run` (scored again from its records)")
     rep.add_argument("--gate", action="store_true",
                      help="exit 1 when any hard SLA row is FAIL (or, with a baseline, a metric regressed)")
     rep.add_argument("--baseline", metavar="RUN_DIR_OR_SUMMARY", help="add (or replace) the regression section")
-    rep.add_argument("--tolerance-pct", type=float, default=10.0,
+    rep.add_argument("--tolerance-pct", type=float, default=10.0, metavar="PCT",
                      help="change allowed before a metric counts as regressed (default 10)")
     rep.add_argument("--allow-inconclusive", action="store_true",
                      help="--gate: do not fail on a hard row with too few samples to judge (INCONCLUSIVE)")
@@ -159,7 +224,8 @@ def cmd_run(args) -> int:
                       api_key_env=args.api_key_env, echo=_say, processes=args.processes,
                       expect_workers=args.expect_workers, master_bind_port=args.master_bind_port,
                       master_bind_host=args.master_bind_host, prometheus_port=args.prometheus_port,
-                      baseline=args.baseline, tolerance_pct=args.tolerance_pct)
+                      baseline=args.baseline, tolerance_pct=args.tolerance_pct, gpu=args.gpu,
+                      gpu_count=args.gpu_count)
     _say(sla_table_text(outcome.summary))
     for note in outcome.summary.get("notes") or []:
         _say(f"note: {note}")
@@ -181,6 +247,9 @@ def cmd_worker(args) -> int:
     from harness.load.locust_runner import worker_argv
 
     # The worker gets its scenario (api, model, workload, load) from the master when the run starts.
+    _say(f"worker: waiting for the master at {args.master_host}:{args.master_port} "
+         "(`slabench run SCENARIO --expect-workers N` there sends the scenario and starts the load; "
+         "Ctrl-C to stop)")
     return subprocess.call(worker_argv(args.api, args.master_host, args.master_port))
 
 
@@ -188,7 +257,7 @@ def cmd_check(args) -> int:
     from harness.ops.check import main_check
 
     return main_check(args.url, args.api_key_env, args.sla, args.out, args.probe_requests, args.burst,
-                      args.run_dir, args.gpu)
+                      args.run_dir, args.gpu, alert_rules=args.alert_rules, dashboard=args.dashboard)
 
 
 def cmd_alerts(args) -> int:
@@ -214,15 +283,15 @@ def cmd_sweep(args) -> int:
 
     out = run_sweep(args.scenario, out_dir=args.out, resume=args.resume, echo=_say,
                     precision=args.precision, repeats=args.repeats, target_rps=args.target_rps,
-                    concurrency=args.concurrency, headroom=args.headroom, offline=not args.live)
-    print(f"sweep: {out.html}")
+                    concurrency=args.concurrency, headroom=args.headroom, offline=not args.live,
+                    target=args.target, api_key_env=args.api_key_env)
     return EXIT_INTERRUPTED if out.interrupted else EXIT_OK
 
 
 def cmd_compare(args) -> int:
     from harness.decide import compare_runs
 
-    print(f"comparison: {compare_runs(args.run_dirs, out_dir=args.out)}")
+    compare_runs(args.run_dirs, out_dir=args.out, echo=_say)  # warnings, the table, the comparison.html path
     return EXIT_OK
 
 
@@ -264,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "sim":  # delegate untouched, so `slabench sim serve --help` is the sim's own
         from harness.sim.cli import main as sim_main
 
-        return sim_main(argv[1:])
+        return sim_main(argv[1:], prog="slabench sim")
     args = _parser().parse_args(argv)
     from harness.backends import BackendError
     from harness.config import ConfigError

@@ -4,8 +4,8 @@ and how much traffic can one replica take?" — `run_matrix`, `run_sweep`, `comp
 Built on saved run folders (records seam) and summary.json (scoring seam); see docs/decisions.md.
 """
 
-from harness.decide.compare import compare_runs
+from harness.decide.compare import CompareOutcome, compare_runs
 from harness.decide.matrix import MatrixOutcome, run_matrix
 from harness.decide.sweep import SweepOutcome, run_sweep, search
 
-__all__ = ["run_matrix", "MatrixOutcome", "run_sweep", "SweepOutcome", "search", "compare_runs"]
+__all__ = ["run_matrix", "MatrixOutcome", "run_sweep", "SweepOutcome", "search", "compare_runs", "CompareOutcome"]

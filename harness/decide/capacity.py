@@ -1,6 +1,6 @@
 """Capacity per matrix variant (`slabench matrix --capacity`): price each variant where it is full.
 
-Seam: one variant's scenario → `sweep.search` over its request rate (open loop) or users (closed
+Seam: one variant's scenario → `search.search` over its request rate (open loop) or users (closed
 loop), each point an offline sim run under OUT/capacity/<id>/ → the highest point meeting the SLA
 and the cost per 1k output tokens measured there. Only offline sim variants: a live capacity
 search is `slabench sweep` on the variant's scenario, one GPU machine at a time.
@@ -13,6 +13,7 @@ from typing import Callable
 
 from harness.config import Scenario
 from harness.decide.runs import DONE, finished, load_summary, mode_of, run_one
+from harness.decide.search import point_key, point_scenario, search, sweep_passes
 
 
 def variant_capacity(scn: Scenario, out_dir: Path, precision: float = 0.05, resume: bool = False,
@@ -20,8 +21,6 @@ def variant_capacity(scn: Scenario, out_dir: Path, precision: float = 0.05, resu
     """Search one variant's capacity. Returns capacity, unit, fail_at, cost_at_capacity (USD per 1k
     output tokens in the run at capacity), the output rate there, points run, and a reason when no
     figure could be had."""
-    from harness.decide.sweep import _key, _variant, search, sweep_passes
-
     mode, why = mode_of(scn, True)
     if mode != "offline":
         return {"capacity": None, "reason": f"capacity is searched offline on sim variants only ({why}): "
@@ -33,11 +32,11 @@ def variant_capacity(scn: Scenario, out_dir: Path, precision: float = 0.05, resu
     summaries: dict[float, dict] = {}
 
     def measure(x: float, k: int) -> tuple[bool, dict]:
-        key = f"{_key(x)}-r{k}"
+        key = f"{point_key(x)}-r{k}"
         run_dir = out_dir / "points" / key
         st = finished(run_dir) if resume else None
         if st is None:
-            st = run_one(_variant(scn, x, k, closed), run_dir, out_dir / "scenarios" / f"{key}.yaml", True,
+            st = run_one(point_scenario(scn, x, k, closed), run_dir, out_dir / "scenarios" / f"{key}.yaml", True,
                          echo, full_reports=False)
         if st["status"] != DONE:
             raise RuntimeError(st.get("reason") or "the point could not run")

@@ -1,7 +1,7 @@
 """`slabench compare RUN_DIR RUN_DIR...`: saved runs side by side, differences and which are beyond noise.
 
 Seam: run folders (summary.json + requests.jsonl, read only) → `compare_summaries` (pure) →
-OUT/comparison.{html,json}. Noise test (numpy only): a moving-block bootstrap interval of the
+OUT/comparison.{html,json}, plus warnings and a terminal table (comparetable). Noise test (numpy only): a moving-block bootstrap interval of the
 percentile difference (blocks of consecutive requests keep queueing's autocorrelation), plus a
 Mann-Whitney U test of the whole distribution.
 """
@@ -9,14 +9,18 @@ Mann-Whitney U test of the whole distribution.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from harness.config import ConfigError
-from harness.decide.matrix import REPORTS_ROOT, _utc_stamp
-from harness.records import load_run
+from harness.decide.common import REPORTS_ROOT, check_empty_out
+from harness.decide.comparetable import compare_table, differences, invalid_lines, run_facts
+from harness.outdirs import new_out_dir
+from harness.records import REQUESTS_FILE, load_run
 from harness.report.fmt import shown_overall
 from harness.scoring import distributions, scoring_window, split_records, summarize
 
@@ -132,11 +136,12 @@ def compare_summaries(names: list[str], summaries: list[dict], samples: list[dic
                 labels.append(r.get("label"))
     sla_rows = []
     for lab in labels:
-        cells = []
+        cells, unit = [], None
         for s in summaries:
             r = next((x for x in (s.get("sla") or {}).get("rows") or [] if x.get("label") == lab), None)
+            unit = unit or (r or {}).get("unit")
             cells.append({"verdict": r.get("verdict") if r else "—", "value": r.get("value") if r else None})
-        sla_rows.append({"label": lab, "cells": cells})
+        sla_rows.append({"label": lab, "unit": unit, "cells": cells})
     beyond = [f"{mt['label']}: {names[i]} {c['diff_pct']:+.1f} % vs {names[0]}"
               for mt in metrics for i, c in enumerate(mt["cells"]) if c["beyond_noise"] and c["diff_pct"] is not None]
     return {"schema_version": 1, "kind": "compare", "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -149,16 +154,29 @@ def compare_summaries(names: list[str], summaries: list[dict], samples: list[dic
                        "mann_whitney": "two-sided, normal approximation with tie correction"}}
 
 
-def compare_runs(run_dirs: list[Path], out_dir: Path | None = None, root: Path = REPORTS_ROOT) -> Path:
-    """Compare saved run folders (the first is the baseline); returns OUT/comparison.html."""
+@dataclass
+class CompareOutcome:
+    out_dir: Path
+    html: Path
+    json: Path
+    warnings: list[str] = field(default_factory=list)  # runs not set up alike, invalid runs
+    doc: dict = field(default_factory=dict)
+
+
+def compare_runs(run_dirs: list[Path], out_dir: Path | None = None, root: Path = REPORTS_ROOT,
+                 echo: Callable[[str], None] = print) -> CompareOutcome:
+    """Compare saved run folders (the first is the baseline): echo one warning per difference in
+    set-up, then the table; write OUT/comparison.{html,json}."""
     from harness.decide.render import write_compare_report
 
     if len(run_dirs) < 2:
         raise ConfigError("compare needs at least two run folders: slabench compare RUN_DIR RUN_DIR...")
+    if out_dir:
+        check_empty_out(Path(out_dir))  # before the runs are read: a taken --out fails at once
     runs, summaries = [], []
     for d in map(Path, run_dirs):
-        if not (d / "requests.jsonl").is_file():
-            raise ConfigError(f"{d}: not a run folder (no requests.jsonl): give folders written by slabench run")
+        if not (d / REQUESTS_FILE).is_file():
+            raise ConfigError(f"{d}: not a run folder (no {REQUESTS_FILE}): give folders written by slabench run")
         run = load_run(d)
         runs.append(run)
         summaries.append(summarize(run))  # re-scored from the records: never trusts a stale summary.json
@@ -167,9 +185,17 @@ def compare_runs(run_dirs: list[Path], out_dir: Path | None = None, root: Path =
         names = [f"{i + 1}:{n}" for i, n in enumerate(names)]
     samples = [_samples(r) for r in runs]
     doc = compare_summaries(names, summaries, samples, [str(d) for d in run_dirs])
-    out = Path(out_dir) if out_dir else root / f"compare-{_utc_stamp()}"
-    if out.exists() and any(out.iterdir()):
-        raise ConfigError(f"--out {out} already holds files: choose a new folder")
-    out.mkdir(parents=True, exist_ok=True)
-    html, _ = write_compare_report(out, doc, dict(zip(names, samples)))
-    return html
+    facts = [run_facts(r.scenario or {}, r.meta or {}, s) for r, s in zip(runs, summaries)]
+    warnings = differences(names, facts) + invalid_lines(names, summaries)
+    doc["warnings"] = warnings
+    if out_dir:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+    else:
+        out = new_out_dir(Path(root), "compare")
+    html, js = write_compare_report(out, doc, dict(zip(names, samples)))
+    for line in warnings:
+        echo(line)
+    echo(compare_table(doc))
+    echo(f"comparison: {html}")
+    return CompareOutcome(out, html, js, warnings, doc)

@@ -15,14 +15,15 @@ from typing import Callable
 
 from harness.config import ConfigError
 from harness.config.errors import read_text_file
+from harness.decide.capacity import variant_capacity
+from harness.decide.common import PLAN_FILE, REPORTS_ROOT, choose_out, metric_value
 from harness.decide.matrixfile import MatrixFile, Variant, expand, load_matrix, plan_digest
 from harness.decide.pareto import decision_rows, decision_verdict, misses, pareto_front, recommend
 from harness.decide.progress import Progress, fmt_s
 from harness.decide.runs import CANNOT_RUN, DONE, Interrupted, expected_s, finished, load_summary, mode_of, run_one
 from harness.report.fmt import shown_overall
 
-PLAN_FILE, COMPARISON_JSON, COMPARISON_HTML = "plan.json", "comparison.json", "comparison.html"
-REPORTS_ROOT = Path("reports")
+COMPARISON_JSON, COMPARISON_HTML = "comparison.json", "comparison.html"
 
 
 @dataclass
@@ -35,40 +36,12 @@ class MatrixOutcome:
     json: Path | None = None
 
 
-def _utc_stamp() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-
-
-def latest_folder(prefix: str, root: Path = REPORTS_ROOT, marker: str = PLAN_FILE) -> Path | None:
-    """The newest `root/prefix-<UTC time>/` holding `marker` (what --resume continues by default)."""
-    found = sorted(p.parent for p in root.glob(f"{prefix}-*/{marker}"))
-    return found[-1] if found else None
-
-
-def choose_out(prefix: str, out_dir: Path | None, resume: bool, root: Path, what: str) -> Path:
-    if resume:
-        out = Path(out_dir) if out_dir else latest_folder(prefix, root)
-        if out is None or not (out / PLAN_FILE).is_file():
-            where = out or f"{root}/{prefix}-*"
-            raise ConfigError(f"--resume: no earlier {what} folder at {where}: run without --resume "
-                              "(or give its folder with --out)")
-        return out
-    out = Path(out_dir) if out_dir else root / f"{prefix}-{_utc_stamp()}"
-    if out.exists() and any(out.iterdir()):
-        raise ConfigError(f"--out {out} already holds files: choose a new folder, or add --resume to continue it")
-    return out
-
-
 def primary_latency(policy_rows: list[dict]) -> tuple[str, str]:
     """(metric, stat) of the first hard latency row of the policy: the y axis of the chart."""
     for r in policy_rows:
         if r.get("hard", True) and r.get("metric") in ("ttft_s", "tpot_s", "itl_s", "e2e_s"):
             return r["metric"], r.get("stat") or "p99"
     return "ttft_s", "p99"
-
-
-def _m(summary: dict, metric: str, stat: str):
-    return ((summary.get("metrics") or {}).get(metric) or {}).get(stat)
 
 
 def variant_row(v: Variant, status: dict | None, summary: dict | None, accept: tuple[str, ...],
@@ -92,14 +65,14 @@ def variant_row(v: Variant, status: dict | None, summary: dict | None, accept: t
     gpu_util = ((summary.get("metrics") or {}).get("gpu_utilization_pct") or {})
     row.update(
         verdict=decision_verdict(summary), sla_overall=shown_overall(summary),
-        ttft_p50_s=_m(summary, "ttft_s", "p50"), ttft_p99_s=_m(summary, "ttft_s", "p99"),
-        tpot_p50_s=_m(summary, "tpot_s", "p50"), tpot_p99_s=_m(summary, "tpot_s", "p99"),
-        e2e_p99_s=_m(summary, "e2e_s", "p99"), request_rate_rps=rates.get("request_rate_rps"),
+        ttft_p50_s=metric_value(summary, "ttft_s", "p50"), ttft_p99_s=metric_value(summary, "ttft_s", "p99"),
+        tpot_p50_s=metric_value(summary, "tpot_s", "p50"), tpot_p99_s=metric_value(summary, "tpot_s", "p99"),
+        e2e_p99_s=metric_value(summary, "e2e_s", "p99"), request_rate_rps=rates.get("request_rate_rps"),
         output_token_rate_tps=rates.get("output_token_rate_tps"), goodput_rps=rates.get("goodput_rps"),
         error_rate_pct=rates.get("error_rate_pct"), gpu_util_mean_pct=gpu_util.get("mean"),
         gpu_util_simulated=bool(gpu_util.get("simulated")),
         cost=cost.get("usd_per_1k_output_tokens"), usd_per_hour=cost.get("cluster_usd_per_hour"),
-        price_source=cost.get("price_source"), latency=_m(summary, *latency),
+        price_source=cost.get("price_source"), latency=metric_value(summary, *latency),
         misses=misses(summary, accept), decision_rows=len(decision_rows(summary)),
         report=f"runs/{v.id}/report.html")
     row["meets_sla"] = row["verdict"] in accept
@@ -193,8 +166,6 @@ def run_matrix(matrix_path: Path, out_dir: Path | None = None, resume: bool = Fa
 def _capacities(variants: list[Variant], rows: list[dict], out: Path, precision: float, resume: bool,
                 echo: Callable[[str], None]) -> bool:
     """Fill capacity, capacity_unit, cost_at_capacity on the rows of variants that ran; True if interrupted."""
-    from harness.decide.capacity import variant_capacity
-
     for v, r in zip(variants, rows):
         if r["status"] != DONE:
             continue

@@ -1,115 +1,30 @@
 """`slabench sweep SCENARIO`: the highest request rate (or concurrency) at which the SLA still holds.
 
-Seam: `search(measure, start, ...)` is pure — double from the starting rate until a point fails (or
-halve until one passes), then bisect to a relative precision, `repeats` runs per point, a point
-passing only when every repeat passes (MLPerf's and vLLM's serve_sla approach). `run_sweep` is the
-driver: one run folder per measured point (sim offline), capacity, replicas, sweep.html/json.
+Seam: the search itself is `harness.decide.search` (pure doubling then bisection); `run_sweep` is
+the driver: one run folder per measured point (sim offline, real or --target servers live),
+capacity, replicas, OUT/sweep.{html,json}.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from harness.config import MAX_DURATION_S, ConfigError, Scenario, load_scenario, resolve_scenario
-from harness.decide.matrix import PLAN_FILE, REPORTS_ROOT, _m, choose_out
-from harness.decide.pareto import RANK, decision_verdict, miss_text, misses
+from harness.config import ConfigError, Scenario
+from harness.decide.common import PLAN_FILE, REPORTS_ROOT, choose_out, metric_value
+from harness.decide.pareto import miss_text
 from harness.decide.progress import Progress, fmt_s
 from harness.decide.runs import DONE, Interrupted, expected_s, finished, load_summary, mode_of, run_one
-from harness.scoring.stats import TAIL_STATS
+from harness.decide.search import (SAMPLE_MARGIN, Point, SearchResult, judgeable_duration_s, point_key,
+                                   point_scenario, search, sweep_passes)
 
-Measure = Callable[[float, int], "tuple[bool, dict]"]
-
-
-@dataclass
-class Point:
-    x: float
-    repeat: int
-    passes: bool
-    info: dict = field(default_factory=dict)
-
-
-@dataclass
-class SearchResult:
-    capacity: float | None  # highest measured value where every repeat passed
-    fail_at: float | None  # lowest measured value above it where a repeat failed
-    points: list[Point]
-    converged: bool  # the bracket is within the precision
-    note: str = ""
-
-
-def search(measure: Measure, start: float, precision: float = 0.05, repeats: int = 1, integer: bool = False,
-           max_value: float = 1e5, min_value: float | None = None, max_points: int = 60) -> SearchResult:
-    """Doubling then bisection. measure(x, repeat) -> (passes, info). precision: the final bracket
-    [capacity, fail_at] is at most precision x capacity wide (integer search: adjacent integers)."""
-    if start <= 0 or precision <= 0 or repeats < 1:
-        raise ValueError("start and precision must be > 0 and repeats >= 1")
-    points: list[Point] = []
-    lo_bound = min_value if min_value is not None else (1 if integer else start / 1024)
-
-    def at(x: float) -> bool:
-        for k in range(repeats):
-            ok, info = measure(x, k)
-            points.append(Point(x, k, bool(ok), info))
-            if not ok:
-                return False  # one failed repeat fails the point; later repeats are not needed
-        return True
-
-    def close(lo: float, hi: float) -> bool:
-        return hi - lo <= 1 if integer else hi - lo <= precision * lo
-
-    def budget_left() -> bool:
-        return len(points) + repeats <= max_points
-
-    lo: float | None = None
-    hi: float | None = None
-    x = int(start) if integer else start
-    if at(x):
-        lo = x
-        while budget_left():
-            nxt = x * 2
-            if nxt > max_value:
-                return SearchResult(lo, None, points, False, f"still meets the SLA at {lo:g}, the search limit")
-            if at(nxt):
-                lo = x = nxt
-            else:
-                hi = nxt
-                break
-    else:
-        hi = x
-        while budget_left():
-            nxt = x // 2 if integer else x / 2
-            if nxt < lo_bound:
-                return SearchResult(None, hi, points, False, f"fails the SLA even at {x:g}, the lowest value tried")
-            if at(nxt):
-                lo = nxt
-                break
-            hi = x = nxt
-    if lo is None or hi is None:
-        return SearchResult(lo, hi, points, False, "stopped: the point budget ran out before the SLA boundary was found")
-    while not close(lo, hi):
-        if not budget_left():
-            return SearchResult(lo, hi, points, False, "stopped: the point budget ran out during bisection")
-        mid = (lo + hi) // 2 if integer else (lo + hi) / 2
-        if at(mid):
-            lo = mid
-        else:
-            hi = mid
-    return SearchResult(lo, hi, points, True)
-
-
-def sweep_passes(summary: dict, accept: tuple[str, ...] = ("PASS",)) -> tuple[bool, list[dict]]:
-    """A point passes when every hard, measured lower-is-better row (latency, errors, queue) is
-    accepted (an INCONCLUSIVE row never is: the point ran too short to judge). Rows where higher is
-    better (throughput, GPU utilization) rise with load: they are reported at capacity, not searched on."""
-    rows = [r for r in (summary.get("sla") or {}).get("rows") or []
-            if r.get("hard") and r.get("better") == "lower" and r.get("verdict") in RANK]
-    ms = [m for m in misses(summary, accept) if m.get("better") == "lower"]
-    return bool(rows) and decision_verdict(summary, rows) in accept, ms
+__all__ = ["run_sweep", "SweepOutcome", "search", "sweep_passes", "replicas_table", "sweep_scenario",
+           "judgeable_duration_s", "point_scenario", "point_key", "Point", "SearchResult", "SAMPLE_MARGIN"]
 
 
 def replicas_table(capacity: float, target: float | None, headroom: float) -> list[dict]:
@@ -131,8 +46,17 @@ class SweepOutcome:
     doc: dict = field(default_factory=dict)
 
 
-def sweep_scenario(path: Path, concurrency: bool) -> tuple[Scenario, float]:
-    scn = resolve_scenario(load_scenario(path), base_dir=Path(path).parent)
+def sweep_scenario(path: Path, concurrency: bool, target: str | None = None,
+                   api_key_env: str | None = None) -> tuple[Scenario, float]:
+    """The scenario every point varies, read as `slabench run` reads it (--target and --api-key-env
+    make the backend an external server; dataset paths made absolute), and the starting value."""
+    from harness.runner import prepare
+
+    scn = prepare(Path(path), None, target, api_key_env=api_key_env)
+    key_env = getattr(scn.backend, "api_key_env", None)
+    if key_env and not os.environ.get(key_env):
+        raise ConfigError(f"the API key variable ${key_env} is not set: export it before the sweep "
+                          "(or drop --api-key-env / backend.api_key_env)")
     load = scn.load
     if concurrency:
         if load.mode != "closed":
@@ -148,30 +72,6 @@ def sweep_scenario(path: Path, concurrency: bool) -> tuple[Scenario, float]:
     return scn, float(load.rate_rps)
 
 
-# An open-loop point is run long enough that its tail rows can be judged: the policy's min_samples
-# scored requests, plus a quarter for Poisson variation and errors (which give no latency sample).
-# Otherwise a low rate would be INCONCLUSIVE, never passing, and the search would halve into nothing.
-SAMPLE_MARGIN = 1.25
-
-
-def judgeable_duration_s(scn: Scenario, rate_rps: float) -> float:
-    """The point's duration_s: the scenario's, or longer so the scored window holds enough requests
-    for every p99/p99.9 row (MAX_DURATION_S at most)."""
-    load, policy = scn.load, scn.sla
-    tails = [r for r in getattr(policy, "rows", []) if r.stat in TAIL_STATS]
-    if not tails or rate_rps <= 0:
-        return load.duration_s
-    scored_s = math.ceil(policy.min_samples * SAMPLE_MARGIN) / rate_rps
-    return min(max(load.duration_s, load.warmup_s + load.cooldown_s + scored_s), MAX_DURATION_S)
-
-
-def _variant(scn: Scenario, x: float, repeat: int, concurrency: bool) -> Scenario:
-    update = {"users": int(x)} if concurrency else {"rate_rps": float(x), "duration_s": judgeable_duration_s(scn, x)}
-    load = scn.load.model_copy(update=update)
-    wl = scn.workload.model_copy(update={"seed": scn.workload.seed + repeat})
-    return scn.model_copy(update={"load": load, "workload": wl, "name": f"{scn.name}-{_key(x)}-r{repeat}"})
-
-
 def _points_left(rows: list[dict], precision: float, repeats: int, integer: bool) -> int:
     """Rough count of runs still to do, from the bracket measured so far (for the ETA)."""
     passed = [r["x"] for r in rows if r["passes"]]
@@ -185,16 +85,14 @@ def _points_left(rows: list[dict], precision: float, repeats: int, integer: bool
     return max(math.ceil(math.log2(max(width / step, 1))), 0) * repeats + 1
 
 
-def _key(x: float) -> str:
-    return f"{x:.6g}".replace("+", "")
-
-
 def run_sweep(scenario_path: Path, out_dir: Path | None = None, resume: bool = False,
               echo: Callable[[str], None] = print, precision: float = 0.05, repeats: int = 1,
               target_rps: float | None = None, concurrency: bool = False, headroom: float = 0.2,
               offline: bool = True, max_points: int = 40, root: Path = REPORTS_ROOT,
-              report_points: bool = False) -> SweepOutcome:
-    """Search the capacity of one scenario; writes OUT/sweep.{html,json} and OUT/points/<x>-r<k>/ run folders."""
+              report_points: bool = False, target: str | None = None, api_key_env: str | None = None) -> SweepOutcome:
+    """Search the capacity of one scenario; writes OUT/sweep.{html,json} and OUT/points/<x>-r<k>/ run folders.
+    target / api_key_env: as `slabench run --target URL --api-key-env VAR` (only the variable's name
+    is saved; every point reads the key from the environment)."""
     if not 0 < precision < 1:
         raise ConfigError(f"--precision {precision:g}: give a fraction in (0, 1), e.g. 0.05 for 5 %")
     if repeats < 1:
@@ -202,7 +100,7 @@ def run_sweep(scenario_path: Path, out_dir: Path | None = None, resume: bool = F
     if not 0 <= headroom < 1:
         raise ConfigError(f"--headroom {headroom:g}: give a fraction in [0, 1)")
     scenario_path = Path(scenario_path)
-    scn, start = sweep_scenario(scenario_path, concurrency)
+    scn, start = sweep_scenario(scenario_path, concurrency, target, api_key_env)
     unit, axis = ("users", "concurrent users") if concurrency else ("req/s", "request rate (req/s)")
     out = choose_out(f"sweep-{scn.name}", out_dir, resume, root, "sweep")
     out.mkdir(parents=True, exist_ok=True)
@@ -217,11 +115,11 @@ def run_sweep(scenario_path: Path, out_dir: Path | None = None, resume: bool = F
     rows: list[dict] = []
 
     def measure(x: float, k: int) -> tuple[bool, dict]:
-        key = f"{_key(x)}-r{k}"
+        key = f"{point_key(x)}-r{k}"
         run_dir = out / "points" / key
         st = finished(run_dir) if resume else None
         if st is None:
-            v = _variant(scn, x, k, concurrency)
+            v = point_scenario(scn, x, k, concurrency)
             left = _points_left(rows, precision, repeats, concurrency) - k
             progress.start(len(rows) + 1, f"{x:g} {unit}, repeat {k + 1}/{repeats} (~{max(left, 1)} point(s) to go)",
                            [expected_s(v, mode)] * max(left, 1))
@@ -233,8 +131,8 @@ def run_sweep(scenario_path: Path, out_dir: Path | None = None, resume: bool = F
         ok, ms = sweep_passes(s)
         row = {"x": x, "repeat": k, "passes": ok, "run_dir": f"points/{key}", "report": f"points/{key}/report.html",
                "has_report": (run_dir / "report.html").is_file(),
-               "ttft_p99_s": _m(s, "ttft_s", "p99"), "tpot_p99_s": _m(s, "tpot_s", "p99"),
-               "e2e_p99_s": _m(s, "e2e_s", "p99"), "request_rate_rps": (s.get("rates") or {}).get("request_rate_rps"),
+               "ttft_p99_s": metric_value(s, "ttft_s", "p99"), "tpot_p99_s": metric_value(s, "tpot_s", "p99"),
+               "e2e_p99_s": metric_value(s, "e2e_s", "p99"), "request_rate_rps": (s.get("rates") or {}).get("request_rate_rps"),
                "goodput_rps": (s.get("rates") or {}).get("goodput_rps"),
                "cost": (s.get("cost") or {}).get("usd_per_1k_output_tokens"),
                "gpu_util_mean_pct": ((s.get("metrics") or {}).get("gpu_utilization_pct") or {}).get("mean"),
@@ -268,7 +166,8 @@ def run_sweep(scenario_path: Path, out_dir: Path | None = None, resume: bool = F
     html, js = write_sweep_report(out, doc)
     replicas = math.ceil(target_rps / cap - 1e-9) if cap and target_rps else None
     if cap:
-        echo(f"capacity: {cap:.4g} {unit} per replica (fails at {res.fail_at:.4g}){'' if res.converged else ' — ' + res.note}")
+        fails = f"fails at {res.fail_at:.4g}" if res.fail_at is not None else "no failing point measured"
+        echo(f"capacity: {cap:.4g} {unit} per replica ({fails}){'' if res.converged else ' — ' + res.note}")
         if replicas:
             with_headroom = next(r["replicas_headroom"] for r in doc["replicas"] if r["target"])
             echo(f"replicas for {target_rps:g} {unit}: {replicas} ({with_headroom} with {headroom:.0%} headroom)")

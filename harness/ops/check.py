@@ -25,16 +25,21 @@ from harness.ops import probes
 from harness.ops.check_report import checklist_text, write_checklist
 from harness.ops.checks import (
     FAIL, INCONCLUSIVE, PASS, POST, SKIP, VERDICTS, WARN, judge_auth, judge_cost, judge_error_rate, judge_health,
-    judge_latency, judge_metrics, judge_rate_limit, skipped,
+    judge_latency, judge_metrics, judge_rate_limit, sample_values, skipped, with_bare_counter_names,
 )
+from harness.ops.monitoring_files import input_problem
 from harness.ops.predeploy import find_run_dir, pre_deployment_lines
+from harness.outdirs import new_out_dir
 from harness.records import META_FILE, SCENARIO_FILE
-from harness.scoring.cost import price_lookup
+from harness.scoring.cost import GPU_PRICES_USD_PER_HOUR, normalize_gpu, price_lookup
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 SCHEMA_VERSION = 1
 WRONG_KEY = "slabench-check-wrong-key"
 PROBE_FILE = "probe_requests.jsonl"
+PROBE_REQUESTS_DEFAULT, PROBE_REQUESTS_MAX = 20, 1000  # streamed chat requests of the probe load
+BURST_DEFAULT, BURST_MAX = 50, 500  # one-token requests of the rate-limit burst (0 = no burst)
+NO_SLA_NOTE = "no --sla given: latency and error rate judged against the guide policy"
 
 
 async def _served_model(s: aiohttp.ClientSession, url: str, headers: dict, timeout_s: float) -> str | None:
@@ -112,22 +117,45 @@ def _price(gpu: str | None, run_dir: Path | None, info: dict) -> dict:
     return {**price_lookup({}, {}), "gpu_from": None}
 
 
+def _served_series(res: dict) -> set[str] | None:
+    """Sample names the server's /metrics exposed after the probe load (None when it gave none)."""
+    r = res.get("metrics_after")
+    if r is None or r.status != 200:
+        return None
+    try:
+        return set(with_bare_counter_names(sample_values(r.text)))
+    except Exception:  # malformed text: 'Metrics flowing' already says so
+        return None
+
+
+def _inconclusive_note(lines: list[dict]) -> str:
+    need = max((ln["details"].get("needed_requests") or 0 for ln in lines if ln["verdict"] == INCONCLUSIVE),
+               default=0)
+    how = (f"; --probe-requests {need} would be enough here" if 0 < need <= PROBE_REQUESTS_MAX else "")
+    n = sum(1 for ln in lines if ln["verdict"] == INCONCLUSIVE)
+    return (f"{n} line(s) INCONCLUSIVE: the probe load is a smoke test, too small for a tail percentile; the "
+            f"overall is not PASS, and `slabench run --gate` judges the tail{how}")
+
+
 def _overall(lines: list[dict]) -> str:
     """FAIL, else INCONCLUSIVE (a line could not be judged from the small probe: not a pass), else WARN, PASS."""
     verdicts = {ln["verdict"] for ln in lines}
     return next((v for v in (FAIL, INCONCLUSIVE, WARN) if v in verdicts), PASS)
 
 
-def run_check(url: str, api_key: str | None, policy: SlaPolicy | None, out_dir: Path, probe_requests: int = 20,
-              burst: int = 50, run_dir_hint: Path | None = None, *, gpu: str | None = None,
-              alerts_file: Path | None = None, dashboard_file: Path | None = None, concurrency: int = 4,
-              max_tokens: int = 16, burst_window_s: float = 2.0, timeout_s: float = 5.0) -> dict:
-    """Probe `url`, judge the checklist, write it into `out_dir`; returns the checklist dict."""
+def run_check(url: str, api_key: str | None, policy: SlaPolicy | None, out_dir: Path,
+              probe_requests: int = PROBE_REQUESTS_DEFAULT, burst: int = BURST_DEFAULT,
+              run_dir_hint: Path | None = None, *, gpu: str | None = None, alerts_file: Path | None = None,
+              dashboard_file: Path | None = None, policy_ref: str | None = None, notes: list[str] | None = None,
+              concurrency: int = 4, max_tokens: int = 16, burst_window_s: float = 2.0,
+              timeout_s: float = 5.0) -> dict:
+    """Probe `url`, judge the checklist, write it into `out_dir`; returns the checklist dict. The alert
+    rules and dashboard lines judge only the files passed (none → MANUAL), never files found nearby."""
     url = url.rstrip("/")
-    notes: list[str] = []
+    notes = list(notes or [])
     if policy is None:
         policy = load_sla("guide")
-        notes.append("no --sla given: latency and error rate judged against the guide policy")
+        notes.append(NO_SLA_NOTE)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     res = asyncio.run(_probe(url, api_key, probe_requests, burst, burst_window_s, concurrency, max_tokens,
                              timeout_s))
@@ -155,7 +183,8 @@ def run_check(url: str, api_key: str | None, policy: SlaPolicy | None, out_dir: 
         price = _price(gpu, find_run_dir(run_dir_hint), res["info"])
         post = [health, metrics, auth, *load_lines, judge_cost(price)]
         metrics_verdict = metrics["verdict"]
-    pre = pre_deployment_lines(run_dir_hint, alerts_file, dashboard_file, metrics_verdict)
+    pre = pre_deployment_lines(run_dir_hint, alerts_file, dashboard_file, metrics_verdict, policy,
+                               None if unreachable else _served_series(res), policy_ref)
     lines = post + pre
     usage_error = None
     if unreachable:
@@ -165,8 +194,7 @@ def run_check(url: str, api_key: str | None, policy: SlaPolicy | None, out_dir: 
     counts = {v: sum(1 for ln in lines if ln["verdict"] == v) for v in VERDICTS}
     exit_code = EXIT_USAGE if usage_error else EXIT_FAIL if counts["FAIL"] else EXIT_OK
     if counts[INCONCLUSIVE]:
-        notes.append(f"{counts[INCONCLUSIVE]} line(s) INCONCLUSIVE: the probe load is a smoke test, too small "
-                     "for a tail percentile; the overall is not PASS, and `slabench run --gate` judges the tail")
+        notes.append(_inconclusive_note(lines))
     checklist = {
         "schema_version": SCHEMA_VERSION, "kind": "slabench-checklist", "slabench_version": harness.__version__,
         "url": url, "checked_utc": started, "overall": _overall(lines), "exit_code": exit_code,
@@ -190,34 +218,53 @@ def run_check(url: str, api_key: str | None, policy: SlaPolicy | None, out_dir: 
 
 
 def default_out_dir(now: datetime | None = None, root: Path = Path("reports")) -> Path:
-    now = now or datetime.now(timezone.utc)
-    return root / f"check-{now.strftime('%Y%m%dT%H%M%SZ')}"
+    """A fresh reports/check-<UTC>[-N] folder, created now: two checks never share one."""
+    return new_out_dir(root, "check", now)
+
+
+def _usage_problem(api_key_env: str | None, probe_requests: int, burst: int, run_dir: Path | None,
+                   gpu: str | None, alert_rules: Path | None, dashboard: Path | None) -> str | None:
+    """The first bad argument, as one line naming it and the fix (None when all are usable)."""
+    if not PROBE_REQUESTS_MAX >= probe_requests >= 1:
+        return (f"--probe-requests {probe_requests}: give 1 to {PROBE_REQUESTS_MAX} (streamed chat requests of "
+                "the probe load; `slabench run` measures more)")
+    if not BURST_MAX >= burst >= 0:
+        return f"--burst {burst}: give 0 (no rate-limit probe) to {BURST_MAX} requests"
+    if api_key_env and not os.environ.get(api_key_env):
+        return f"--api-key-env {api_key_env}: that environment variable is not set or empty"
+    if gpu and normalize_gpu(gpu) not in GPU_PRICES_USD_PER_HOUR:
+        return f"--gpu {gpu}: no price known for it; use one of {', '.join(GPU_PRICES_USD_PER_HOUR)}"
+    if run_dir is not None and not Path(run_dir).exists():
+        return f"--run-dir {run_dir}: no such folder (give a `slabench run` folder or a folder of runs)"
+    return input_problem("--alert-rules", alert_rules) or input_problem("--dashboard", dashboard)
 
 
 def main_check(url: str, api_key_env: str | None = None, sla: str | None = None, out_dir: Path | None = None,
-               probe_requests: int = 20, burst: int = 50, run_dir: Path | None = None, gpu: str | None = None,
-               echo: Callable[[str], None] = print, err: Callable[[str], None] | None = None) -> int:
+               probe_requests: int = PROBE_REQUESTS_DEFAULT, burst: int = BURST_DEFAULT,
+               run_dir: Path | None = None, gpu: str | None = None, echo: Callable[[str], None] = print,
+               err: Callable[[str], None] | None = None, *, alert_rules: Path | None = None,
+               dashboard: Path | None = None) -> int:
     """`slabench check` end to end: validate input, run the checklist, print it; returns the exit code."""
     err = err or (lambda s: print(s, file=sys.stderr))
-    if not url.startswith(("http://", "https://")):
-        err(f"slabench: error: URL '{url}' must start with http:// or https://")
-        return EXIT_USAGE
-    api_key = None
-    if api_key_env:
-        api_key = os.environ.get(api_key_env)
-        if not api_key:
-            err(f"slabench: error: --api-key-env {api_key_env}: that environment variable is not set or empty")
-            return EXIT_USAGE
-    if probe_requests < 0 or burst < 0 or burst > 500:
-        err("slabench: error: --probe-requests must be >= 0 and --burst between 0 and 500")
-        return EXIT_USAGE
     try:
-        policy = load_sla(sla) if sla else None
-    except ConfigError as exc:
+        base, url_note = probes.base_url(url)
+    except ValueError as exc:
         err(f"slabench: error: {exc}")
         return EXIT_USAGE
-    checklist = run_check(url, api_key, policy, Path(out_dir) if out_dir else default_out_dir(), probe_requests,
-                          burst, run_dir, gpu=gpu)
+    problem = _usage_problem(api_key_env, probe_requests, burst, run_dir, gpu, alert_rules, dashboard)
+    if problem:
+        err(f"slabench: error: {problem}")
+        return EXIT_USAGE
+    try:
+        policy = load_sla(sla or "guide")  # before any traffic: a policy that cannot load is a usage error
+    except ConfigError as exc:
+        err(f"slabench: error: {str(exc).splitlines()[0]}")
+        return EXIT_USAGE
+    notes = [n for n in (url_note, None if sla else NO_SLA_NOTE) if n]
+    api_key = os.environ.get(api_key_env) if api_key_env else None
+    checklist = run_check(base, api_key, policy, Path(out_dir) if out_dir else default_out_dir(), probe_requests,
+                          burst, run_dir, gpu=gpu, alerts_file=alert_rules, dashboard_file=dashboard,
+                          policy_ref=sla or "guide", notes=notes)
     echo(checklist_text(checklist))
     for name, path in checklist["files"].items():
         echo(f"{name}: {path}")

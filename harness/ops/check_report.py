@@ -75,6 +75,7 @@ def checklist_text(checklist: dict) -> str:
             if ln["section"] == sec["id"]:
                 out.append(f"  [{MARK[ln['verdict']]:>4}] {ln['title']} — {ln['evidence']}")
     c = checklist["counts"]
+    out += [f"note: {n}" for n in checklist.get("notes") or []]
     out.append(f"overall {checklist['overall']}: " + ", ".join(f"{k} {v}" for k, v in c.items() if v))
     return "\n".join(out)
 

@@ -1,7 +1,7 @@
-"""Pre-deployment checklist (guide section 8) from files: a run folder, an alert rules file, a dashboard.
-
-`find_run_dir(hint)` accepts a run folder or a folder of run folders (the newest with summary.json);
-`pre_deployment_lines(...)` judges what files can show and lists the rest as MANUAL items.
+"""Pre-deployment checklist (guide section 8) from files the user names: a run folder (--run-dir), an
+alert rules file and a dashboard (judged in monitoring_files.py). `find_run_dir(hint)` accepts a run
+folder or a folder of run folders (the newest with summary.json); `pre_deployment_lines(...)` judges
+what those files can show and lists the rest as MANUAL items. Nothing is read that was not named.
 """
 
 from __future__ import annotations
@@ -11,18 +11,20 @@ from pathlib import Path
 
 import yaml
 
-from harness.ops.checks import FAIL, MANUAL, PASS, PRE, SKIP, WARN, line
+from harness.config import SlaPolicy
+from harness.ops.checks import FAIL, MANUAL, PASS, PRE, WARN, line
+from harness.ops.monitoring_files import alerts_line, monitoring_line
 from harness.records import META_FILE, SCENARIO_FILE, SUMMARY_FILE
 
 UNQUANTIZED = {None, "", "fp16", "bf16", "float16", "bfloat16", "fp32", "float32", "auto", "none"}
-DEFAULT_ALERTS_FILE = Path("monitoring") / "alerts.yaml"
-DEFAULT_DASHBOARD_FILE = Path("monitoring") / "grafana-dashboard.json"
 
 
 def find_run_dir(hint: Path | None) -> Path | None:
     if hint is None:
         return None
     hint = Path(hint)
+    if hint.name == SUMMARY_FILE and hint.is_file():  # the run's summary.json itself
+        return hint.parent
     if (hint / SUMMARY_FILE).is_file():
         return hint
     if hint.is_dir():
@@ -56,8 +58,8 @@ def _quantization(run_dir: Path) -> str | None:
 def load_test_lines(run_dir: Path | None, hint: Path | None) -> list[dict]:
     t_q, t_load = "Model quantized and tested", "Load testing completed"
     if run_dir is None:
-        where = f" (nothing usable under {hint})" if hint else ""
-        msg = f"no run folder given{where}: pass a `slabench run` folder to check it"
+        msg = (f"no `slabench run` folder (with summary.json) under --run-dir {hint}" if hint else
+               "no --run-dir given: pass --run-dir RUN, a `slabench run` folder (or a folder of runs), to check it")
         return [line("quantized", PRE, t_q, MANUAL, msg), line("load_test", PRE, t_load, MANUAL, msg)]
     summary = _read_json(run_dir / SUMMARY_FILE)
     sla = summary.get("sla") or {}
@@ -90,45 +92,13 @@ def load_test_lines(run_dir: Path | None, hint: Path | None) -> list[dict]:
     return [quant, load]
 
 
-def alerts_line(path: Path) -> dict:
-    title = "Alerts set up"
-    if not path.is_file():
-        return line("alerts", PRE, title, MANUAL, f"no alert rules file at {path}: generate one with "
-                    "`slabench alerts scenarios/sla/guide.yaml > monitoring/alerts.yaml` and load it into Prometheus")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        names = [r["alert"] for g in data["groups"] for r in g["rules"] if "alert" in r]
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
-        return line("alerts", PRE, title, FAIL, f"{path} is not a Prometheus rules file ({type(exc).__name__})")
-    if not names:
-        return line("alerts", PRE, title, FAIL, f"{path} holds no alerting rules")
-    shown = ", ".join(names[:4]) + (f" +{len(names) - 4} more" if len(names) > 4 else "")
-    return line("alerts", PRE, title, PASS, f"{len(names)} alerting rules in {path} ({shown}); confirm Prometheus "
-                "loads them and Alertmanager routes them", rules=len(names), file=str(path))
-
-
-def monitoring_line(dashboard: Path, metrics_verdict: str) -> dict:
-    title = "Monitoring configured"
-    if metrics_verdict == SKIP:
-        return line("monitoring", PRE, title, MANUAL, "server unreachable: confirm Prometheus scrapes it once it is up")
-    if metrics_verdict not in (PASS, WARN):
-        return line("monitoring", PRE, title, FAIL, "the server's /metrics is not usable (see 'Metrics flowing')")
-    if dashboard.is_file():
-        try:
-            panels = len(json.loads(dashboard.read_text(encoding="utf-8")).get("panels") or [])
-        except (OSError, ValueError, AttributeError):
-            return line("monitoring", PRE, title, FAIL, f"{dashboard} is not valid dashboard JSON")
-        return line("monitoring", PRE, title, PASS, f"server /metrics answers; Grafana dashboard {dashboard} "
-                    f"({panels} panels); confirm Prometheus scrapes the server", file=str(dashboard))
-    return line("monitoring", PRE, title, MANUAL, f"server /metrics answers, but no dashboard at {dashboard}: "
-                "import monitoring/grafana-dashboard.json and confirm Prometheus scrapes the server")
-
-
 def pre_deployment_lines(run_dir_hint: Path | None, alerts_file: Path | None, dashboard_file: Path | None,
-                         metrics_verdict: str) -> list[dict]:
+                         metrics_verdict: str, policy: SlaPolicy, served: set[str] | None = None,
+                         policy_ref: str | None = None) -> list[dict]:
+    """The pre-deployment section: run folder lines, then the files the user named (never defaults)."""
     run_dir = find_run_dir(run_dir_hint)
     return [*load_test_lines(run_dir, run_dir_hint),
-            monitoring_line(Path(dashboard_file or DEFAULT_DASHBOARD_FILE), metrics_verdict),
-            alerts_line(Path(alerts_file or DEFAULT_ALERTS_FILE)),
+            monitoring_line(dashboard_file, metrics_verdict, served),
+            alerts_line(alerts_file, policy, served, policy_ref),
             line("rollback", PRE, "Rollback plan ready", MANUAL,
                  "cannot be checked from here: confirm the previous version can be redeployed")]

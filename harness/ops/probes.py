@@ -3,6 +3,7 @@
 `get` / `post` return an HttpResult (status 0 = no answer); `probe_load` streams a few chat
 requests through the same SSE parser and accumulator as a run (so TTFT/E2E mean the same);
 `burst` fires at most N quick requests paced over a short window and records who got 429.
+`base_url` turns what a user typed (`localhost:8000`, `http://h:8000/v1`) into the server base URL.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
@@ -20,6 +22,40 @@ from harness.records import RequestRecord
 
 CHAT_PATH = "/v1/chat/completions"
 PROBE_PROMPT = "Reply with a short greeting. " * 4  # ~24 tokens: the probe measures serving, not prefill
+
+
+# Endpoints people paste instead of the base URL (OpenAI clients' base_url ends in /v1): trimmed.
+ENDPOINT_SUFFIXES = ("/v1/chat/completions", "/v1/completions", "/v1/models", "/generate_stream", "/generate",
+                     "/health", "/metrics", "/v1")
+
+
+def base_url(url: str) -> tuple[str, str | None]:
+    """(server base URL, a note when an endpoint path was trimmed off); ValueError says what is wrong."""
+    raw = url.strip()
+    if "://" not in raw:
+        raise ValueError(f"URL '{url}' has no scheme: did you mean http://{raw.lstrip('/')} ?")
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"URL '{url}' must start with http:// or https://")
+    try:
+        parts.port  # raises on a port that is not a number in 0..65535
+    except ValueError:
+        raise ValueError(f"URL '{url}' has an invalid port: e.g. http://127.0.0.1:8000") from None
+    if not parts.hostname:
+        raise ValueError(f"URL '{url}' has no host: e.g. http://127.0.0.1:8000")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("URL has user:password@ in it (it would be written into the checklist): drop it and "
+                         "pass the key with --api-key-env VAR")
+    if parts.query or parts.fragment:
+        raise ValueError(f"URL '{url}' has a ?query or #fragment: give the server base URL, e.g. "
+                         f"{parts.scheme}://{parts.netloc}")
+    path, note = parts.path.rstrip("/"), None
+    for suffix in ENDPOINT_SUFFIXES:
+        if path.endswith(suffix):
+            path = path[: -len(suffix)]
+            note = f"the URL ends in {suffix}: checking the server base URL {parts.scheme}://{parts.netloc}{path}"
+            break
+    return urlunsplit((parts.scheme, parts.netloc, path, "", "")), note
 
 
 @dataclass

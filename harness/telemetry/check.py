@@ -172,11 +172,13 @@ def load_checks(load: dict[str, Any], idle: list[GpuSample]) -> tuple[list[dict]
     return checks, summary
 
 
-def default_out_dir() -> Path:
+def default_out_dir(root: Path = Path("reports"), now: dt.datetime | None = None) -> Path:
+    """$OUT/gpu_check on a device machine; else a fresh reports/gpu_check-<UTC>[-N] (never shared)."""
     if os.environ.get("OUT"):
         return Path(os.environ["OUT"]) / "gpu_check"
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return Path("reports") / f"gpu_check-{stamp}"
+    from harness.outdirs import new_out_dir
+
+    return new_out_dir(root, "gpu_check", now)
 
 
 def main(argv: list[str] | None = None) -> int:

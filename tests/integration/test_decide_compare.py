@@ -29,7 +29,9 @@ def test_compare_flags_real_differences_not_noise(tmp_path):
     base = run(tmp_path, "a100-s1", "a100-80gb", 1)
     same = run(tmp_path, "a100-s2", "a100-80gb", 2)
     other = run(tmp_path, "h100-s1", "h100-sxm", 1)
-    html = compare_runs([base, same, other], tmp_path / "cmp")
+    lines = []
+    res = compare_runs([base, same, other], tmp_path / "cmp", echo=lines.append)
+    html = res.html
     doc = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
     cells = {m["label"]: m["cells"] for m in doc["metrics"]}
     for label in ("TTFT p50", "E2E p50"):
@@ -41,6 +43,28 @@ def test_compare_flags_real_differences_not_noise(tmp_path):
     text = html.read_text()
     assert "a100-s1" in text and "h100-s1" in text and "beyond noise" in text
     assert text.count("data:image/png;base64,") == 3  # overlaid TTFT, TPOT, E2E CDFs
+    # Terminal: one warning (the GPU; the seed is what a noise check varies), then the table.
+    assert lines[0].startswith("warning: the runs differ in GPU (a100-s1, a100-s2: a100-80gb; h100-s1: h100-sxm)")
+    assert not any(ln.startswith("warning") for ln in lines[1:]) and res.warnings == lines[:1] == doc["warnings"]
+    table = lines[1].splitlines()
+    assert table[0].split() == ["a100-s1", "(baseline)", "a100-s2", "h100-s1"]
+    p50 = next(ln for ln in table if ln.startswith("TTFT p50"))
+    assert " ms" in p50 and "(noise)" not in p50 and "better, beyond noise" in p50 and "%  noise" in p50
+    assert next(ln for ln in table if ln.startswith("SLA ttft_s p99")).count("PASS") == 3
+    assert lines[-1] == f"comparison: {html}"
+
+
+def test_compare_command_prints_the_table_and_folders_never_clash(tmp_path, capsys, monkeypatch):
+    from harness.cli import main
+
+    a = run(tmp_path, "a", "a100-80gb", 1)
+    b = run(tmp_path, "b", "a100-80gb", 2)
+    monkeypatch.chdir(tmp_path)
+    assert main(["compare", str(a), str(b)]) == 0
+    assert main(["compare", str(a), str(b)]) == 0  # the same second: a second folder, not an error
+    out = capsys.readouterr().out
+    assert "warning" not in out and "a (baseline)" in out and "SLA overall" in out
+    assert len(list((tmp_path / "reports").glob("compare-*/comparison.html"))) == 2
 
 
 def test_compare_needs_two_run_folders(tmp_path):
@@ -48,3 +72,16 @@ def test_compare_needs_two_run_folders(tmp_path):
         compare_runs([tmp_path], tmp_path / "o")
     with pytest.raises(ConfigError, match="not a run folder"):
         compare_runs([tmp_path, tmp_path], tmp_path / "o")
+
+
+def test_a_damaged_run_folder_is_compared_with_a_warning(tmp_path):
+    base = run(tmp_path, "ok", "a100-80gb", 1)
+    bad = run(tmp_path, "torn", "a100-80gb", 1)
+    (bad / "requests.jsonl").write_text("{not json\n")
+    (bad / "meta.json").write_text("[")
+    lines = []
+    res = compare_runs([base, bad], tmp_path / "o", echo=lines.append)
+    assert res.warnings == [ln for ln in lines if ln.startswith("warning")]
+    assert len(res.warnings) == 1 and res.warnings[0].startswith("warning: torn is an invalid run (")
+    overall = next(ln for ln in lines[1].splitlines() if ln.startswith("SLA overall"))
+    assert overall.split()[2:] == ["PASS", "INVALID"]

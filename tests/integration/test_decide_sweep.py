@@ -68,3 +68,27 @@ def test_sweep_rejects_closed_loop_and_stages_in_one_line(tmp_path):
         run_sweep(ROOT / "scenarios" / "ramp-spike-soak.yaml", tmp_path / "b", echo=lambda s: None)
     with pytest.raises(ConfigError, match="--precision"):
         run_sweep(ROOT / "scenarios" / "demo.yaml", tmp_path / "c", precision=2, echo=lambda s: None)
+
+
+def test_live_sweep_of_a_target_reads_the_key_from_the_environment(tmp_path, monkeypatch):
+    from harness.sim.server import ServeOptions
+    from harness.sim.testing import running_server
+
+    key = "sweep-s3cret-key"
+    monkeypatch.setenv("SLABENCH_SWEEP_TEST_KEY", key)
+    data = json.loads(json.dumps(SCENARIO))
+    data["load"].update(rate_rps=8, duration_s=4, warmup_s=0)
+    data["sla"]["rows"][0]["stat"] = "p50"  # no tail row: the point keeps its 4 s
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump(data))
+    with running_server(ServeOptions(flavor="vllm", fixed_ttft_ms=5.0, fixed_itl_ms=1.0, api_key=key)) as s:
+        with pytest.raises(ConfigError, match="sweep point 8 cannot run: .*401"):
+            run_sweep(p, tmp_path / "nokey", target=s.url, max_points=1, echo=lambda line: None)
+        res = run_sweep(p, tmp_path / "sw", target=s.url, api_key_env="SLABENCH_SWEEP_TEST_KEY", max_points=1,
+                        echo=lambda line: None)
+    assert res.doc["mode"] == "live" and res.capacity == 8  # one point, run live, authenticated, passing
+    point = res.out_dir / res.doc["points"][0]["run_dir"]
+    assert yaml.safe_load((point / "scenario.yaml").read_text())["backend"] == {
+        "type": "external", "url": s.url, "api_key_env": "SLABENCH_SWEEP_TEST_KEY", "startup_timeout_s": 10.0}
+    for f in res.out_dir.rglob("*"):
+        assert not f.is_file() or key.encode() not in f.read_bytes(), f  # the key itself is never saved

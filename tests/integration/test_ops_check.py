@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import cli
 from harness.config import SlaPolicy, SlaRow
 from harness.ops.check import main_check, run_check
 from harness.sim.common import FaultConfig
@@ -129,8 +130,11 @@ def test_pre_deployment_from_a_passing_run_folder(tmp_path):
     lines = by_id(c)
     assert lines["load_test"]["verdict"] == "PASS" and "demo-1" in lines["load_test"]["evidence"]
     assert lines["quantized"]["verdict"] == "PASS" and lines["quantized"]["details"]["quantization"] == "awq"
-    assert lines["alerts"]["verdict"] == "PASS" and lines["alerts"]["details"]["rules"] == 10
-    assert lines["monitoring"]["verdict"] == "PASS"
+    # The shipped files chart and alert on the llm_* series (a guide-style server, `slabench run
+    # --prometheus-port`); a vLLM server exposes vllm:*, so neither would show or fire anything here.
+    assert lines["alerts"]["verdict"] == "WARN" and lines["alerts"]["details"]["rules"] == 10
+    assert lines["alerts"]["details"]["missing"] == [] and "vllm:*" in lines["alerts"]["evidence"]
+    assert lines["monitoring"]["verdict"] == "WARN" and lines["monitoring"]["details"]["panels_on_server"] == 0
     assert lines["rollback"]["verdict"] == "MANUAL"
     assert lines["cost"]["details"]["gpu"] == "h100"  # the run folder's GPU wins over /sim/gpu
 
@@ -159,3 +163,33 @@ def test_enough_probes_make_the_tail_conclusive(tmp_path):
         c = run_check(s.url, None, policy, tmp_path, probe_requests=30, burst=0)
     lat = by_id(c)["latency:ttft_s:p99"]
     assert lat["verdict"] == "PASS" and lat["details"]["n"] == 30 and not lat["details"]["insufficient_samples"]
+
+
+def test_cli_judges_only_the_files_named(tmp_path, monkeypatch, capsys):
+    """Inside the clone (monitoring/ right here) nothing passes unnamed; a vLLM dashboard passes, a
+    broken rules file is a FAIL line naming it (exit 1), a path that does not exist is exit 2."""
+    monkeypatch.chdir(ROOT)
+    dash = tmp_path / "vllm-dashboard.json"
+    dash.write_text(json.dumps({"panels": [{"title": "Running", "targets": [{"expr": "vllm:num_requests_running"}]},
+                                           {"title": "GPU", "targets": [{"expr": "DCGM_FI_DEV_GPU_UTIL"}]}]}))
+    broken = tmp_path / "rules.yaml"
+    broken.write_text("groups:\n- name: g\n  rules:\n  - alert: A\n")
+    base = ["--probe-requests", "4", "--burst", "0"]
+    before = set((ROOT / "reports").glob("check-*"))
+    with sim() as s:
+        assert cli.main(["check", s.url, "--out", str(tmp_path / "a"), *base]) == 0
+        plain = capsys.readouterr().out
+        code = cli.main(["check", s.url + "/v1", "--out", str(tmp_path / "b"), "--dashboard", str(dash),
+                         "--alert-rules", str(broken), *base])
+        named = capsys.readouterr().out
+        assert cli.main(["check", s.url, "--alert-rules", str(tmp_path / "absent.yaml"), *base]) == 2
+    assert "[todo] Alerts set up — no --alert-rules FILE given" in plain
+    assert "[todo] Monitoring configured — server /metrics answers; no --dashboard FILE" in plain
+    assert code == 1, named
+    assert f"[PASS] Monitoring configured — {dash}: 1 of 2 panels chart series this server exposes" in named
+    assert f"[FAIL] Alerts set up — {broken}: groups[0].rules[0] has no 'expr'" in named
+    assert "note: the URL ends in /v1" in named
+    err = capsys.readouterr().err
+    assert err.strip().endswith("absent.yaml: no such file (give the path of your Prometheus rules file, e.g. "
+                                "from `slabench alerts POLICY > rules.yaml`)")
+    assert set((ROOT / "reports").glob("check-*")) == before  # the usage error wrote no folder

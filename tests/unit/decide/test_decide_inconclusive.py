@@ -43,15 +43,15 @@ def test_an_invalid_run_never_meets_the_sla():
 
 def test_sweep_points_run_long_enough_to_judge_their_tail_rows():
     from harness.config import Scenario
-    from harness.decide.sweep import _variant
+    from harness.decide.search import point_scenario
 
     scn = Scenario.model_validate({
         "name": "s", "backend": {"type": "sim", "model": "llama-3-8b", "gpu": "a100-80gb"},
         "load": {"mode": "open", "rate_rps": 2, "duration_s": 20, "warmup_s": 2},
         "workload": {"prompt_tokens": 128, "output_tokens": 64, "seed": 1},
         "sla": {"name": "t", "min_samples": 100, "rows": [{"metric": "ttft_s", "stat": "p99", "target": 0.5, "alert": 1}]}})
-    assert _variant(scn, 2.0, 0, False).load.duration_s == 2 + 125 / 2.0  # 125 scored requests at 2 req/s
-    assert _variant(scn, 64.0, 0, False).load.duration_s == 20  # the scenario's own length already suffices
+    assert point_scenario(scn, 2.0, 0, False).load.duration_s == 2 + 125 / 2.0  # 125 scored requests at 2 req/s
+    assert point_scenario(scn, 64.0, 0, False).load.duration_s == 20  # the scenario's own length already suffices
     no_tail = scn.model_copy(update={"sla": scn.sla.model_copy(update={"rows": [
         scn.sla.rows[0].model_copy(update={"stat": "p50"})]})})
-    assert _variant(no_tail, 2.0, 0, False).load.duration_s == 20
+    assert point_scenario(no_tail, 2.0, 0, False).load.duration_s == 20

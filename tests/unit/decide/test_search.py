@@ -2,7 +2,8 @@
 
 import pytest
 
-from harness.decide.sweep import replicas_table, search
+from harness.decide.search import search
+from harness.decide.sweep import replicas_table
 
 
 def fake(capacity, flaky=None):

@@ -193,13 +193,15 @@ def test_pre_deployment_files(tmp_path):
     run.mkdir()
     (run / "summary.json").write_text(json.dumps({"sla": {"overall": "FAIL"}, "run": {}, "counts": {}}))
     (run / "scenario.yaml").write_text("name: x\nbackend: {type: sim, quantization: fp16}\n")
-    assert find_run_dir(tmp_path) == run
+    assert find_run_dir(tmp_path) == run and find_run_dir(run / "summary.json") == run
     quant, load = load_test_lines(run, tmp_path)
     assert load["verdict"] == "FAIL" and quant["verdict"] == "WARN" and "unquantized" in quant["evidence"]
-    assert alerts_line(tmp_path / "nope.yaml")["verdict"] == "MANUAL"
+    policy = load_sla("guide")
+    assert alerts_line(None, policy)["verdict"] == "MANUAL"
+    assert alerts_line(tmp_path / "nope.yaml", policy)["verdict"] == "FAIL"  # named but absent: never a todo
     bad = tmp_path / "bad.yaml"
     bad.write_text("groups: 3\n")
-    assert alerts_line(bad)["verdict"] == "FAIL"
+    assert alerts_line(bad, policy)["verdict"] == "FAIL"
 
 
 def test_html_escapes_server_strings():
