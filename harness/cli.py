@@ -193,7 +193,9 @@ def _verdict_code(summary: dict, gate: bool, allow_inconclusive: bool = False) -
         needed = [r.get("needed_requests") for r in sla.get("rows") or [] if r.get("verdict") == "INCONCLUSIVE"]
         more = max((int(x) for x in needed if x), default=None)
         hint = f"a run of about {more} requests" if more else "a longer run"
-        what = (f"{len(inconclusive)} hard SLA row(s) INCONCLUSIVE (too few samples): run {hint}"
+        from harness.report.fmt import plural
+
+        what = (f"{plural(len(inconclusive), 'hard SLA rows')} INCONCLUSIVE (too few samples): run {hint}"
                 if inconclusive else "no hard SLA row could be judged (none was measured)")
         _err(f"gate: {what}, or pass --allow-inconclusive")
         return EXIT_GATE_FAIL

@@ -100,7 +100,7 @@ def _load_fact(scenario: dict, meta: dict) -> str | None:
     mode = load.get("mode")
     if mode == "closed":
         think = load.get("think_time_s") or 0
-        return f"closed loop, {load.get('users')} users" + (f", think {fmt.num(think)} s" if think else "")
+        return f"closed loop, {fmt.plural(load.get('users'), 'users')}" + (f", think {fmt.num(think)} s" if think else "")
     if mode != "open":
         return None
     arrival = load.get("arrival") or "poisson"

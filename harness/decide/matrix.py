@@ -21,7 +21,7 @@ from harness.decide.matrixfile import MatrixFile, Variant, expand, load_matrix, 
 from harness.decide.pareto import decision_rows, decision_verdict, misses, pareto_front, recommend
 from harness.decide.progress import Progress, fmt_s
 from harness.decide.runs import CANNOT_RUN, DONE, Interrupted, expected_s, finished, load_summary, mode_of, run_one
-from harness.report.fmt import shown_overall
+from harness.report.fmt import plural, shown_overall
 
 COMPARISON_JSON, COMPARISON_HTML = "comparison.json", "comparison.html"
 
@@ -117,7 +117,7 @@ def run_matrix(matrix_path: Path, out_dir: Path | None = None, resume: bool = Fa
             st = run_one(v.scenario, out / "runs" / v.id, out / "scenarios" / f"{v.id}.yaml", mf.offline, echo)
         except Interrupted:
             interrupted = True
-            echo(f"interrupted: {n - 1} variant(s) finished this time are kept; continue with --resume")
+            echo(f"interrupted: {plural(n - 1, 'variants')} finished this time are kept; continue with --resume")
             break
         took = progress.finish(count=st["status"] == DONE)
         statuses[v.id] = st

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.report.fmt import plural
+
 # Worse is higher. INCONCLUSIVE (a tail from too few samples) is never accepted: no `accept` tuple
 # holds it, so a variant or sweep point judged on too short a run does not meet the SLA.
 RANK = {"PASS": 0, "WARN": 1, "INCONCLUSIVE": 2, "FAIL": 3}
@@ -116,7 +118,7 @@ def recommend(rows: list[dict], accept: tuple[str, ...] = ("PASS",), cost_key: s
         if cost_key == "cost_at_capacity" and best.get("capacity"):
             cost += f" at its capacity of {best['capacity']:.3g} {best.get('capacity_unit') or ''}".rstrip()
         others = len(passing) - 1
-        text = (f"{best['label']}: the cheapest of {len(passing)} variant(s) meeting the SLA ({cost})"
+        text = (f"{best['label']}: the cheapest of {plural(len(passing), 'variants')} meeting the SLA ({cost})"
                 if others else f"{best['label']}: the only variant meeting the SLA ({cost})")
         return {"kind": "cheapest_passing", "variant": best["id"], "text": text, "passing": [r["id"] for r in passing]}
     best = min(ran, key=lambda r: (max((m["miss"] for m in r.get("misses") or []), default=float("inf")),

@@ -22,6 +22,7 @@ from harness.decide.progress import Progress, fmt_s
 from harness.decide.runs import DONE, Interrupted, expected_s, finished, load_summary, mode_of, run_one
 from harness.decide.search import (SAMPLE_MARGIN, Point, SearchResult, judgeable_duration_s, point_key,
                                    point_scenario, search, sweep_passes)
+from harness.report.fmt import plural
 
 __all__ = ["run_sweep", "SweepOutcome", "search", "sweep_passes", "replicas_table", "sweep_scenario",
            "judgeable_duration_s", "point_scenario", "point_key", "Point", "SearchResult", "SAMPLE_MARGIN"]
@@ -110,7 +111,7 @@ def run_sweep(scenario_path: Path, out_dir: Path | None = None, resume: bool = F
         raise ConfigError(f"--resume: {out} was a sweep of a different scenario or settings: run without --resume")
     (out / PLAN_FILE).write_text(json.dumps(plan, indent=1), encoding="utf-8")
     mode, why_live = mode_of(scn, offline)
-    echo(f"sweep {scn.name}: {axis} from {start:g}, precision {precision:.0%}, {repeats} repeat(s), {mode} → {out}")
+    echo(f"sweep {scn.name}: {axis} from {start:g}, precision {precision:.0%}, {plural(repeats, 'repeats')}, {mode} → {out}")
     progress = Progress(0, echo, what="point")
     rows: list[dict] = []
 
@@ -121,7 +122,7 @@ def run_sweep(scenario_path: Path, out_dir: Path | None = None, resume: bool = F
         if st is None:
             v = point_scenario(scn, x, k, concurrency)
             left = _points_left(rows, precision, repeats, concurrency) - k
-            progress.start(len(rows) + 1, f"{x:g} {unit}, repeat {k + 1}/{repeats} (~{max(left, 1)} point(s) to go)",
+            progress.start(len(rows) + 1, f"{x:g} {unit}, repeat {k + 1}/{repeats} (~{plural(max(left, 1), 'points')} to go)",
                            [expected_s(v, mode)] * max(left, 1))
             st = run_one(v, run_dir, out / "scenarios" / f"{key}.yaml", offline, echo, full_reports=report_points)
             progress.finish(count=st["status"] == DONE)

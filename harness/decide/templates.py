@@ -18,6 +18,7 @@ th { background: #f4f4f4; } td.n { text-align: right; font-variant-numeric: tabu
 .rec { border: 2px solid #2e7d32; background: #f1f8f1; padding: .8em 1em; font-size: 1.05em; }
 .rec.closest { border-color: #f9a825; background: #fffbea; } .rec.none { border-color: #c62828; background: #fff3f3; }
 .note { color: #555; font-size: .85em; } .muted { color: #888; } img { max-width: 100%; }
+img.plot { display: block; width: 100%; height: auto; margin: .3em 0 .6em; } .key span { white-space: nowrap; margin-right: .9em; } td.why { min-width: 14em; }
 .big { font-size: 1.6em; font-weight: 700; } .star { font-weight: 700; }
 </style>
 </head>
@@ -32,7 +33,7 @@ _MATRIX = """{% extends "head" %}
 {% block body %}
 <h1>Matrix: {{ d.name }}</h1>
 {% if d.description %}<p>{{ d.description }}</p>{% endif %}
-<p class="note">{{ d.variants | length }} variants · SLA policy <b>{{ d.sla_policy }}</b> · created {{ d.created_utc }}
+<p class="note">{{ d.variants | length | plural("variants") }} · SLA policy <b>{{ d.sla_policy }}</b> · created {{ d.created_utc }}
  · took {{ d.elapsed_s | num }} s{% if d.interrupted %} · <b>interrupted: partial results, continue with --resume</b>{% endif %}</p>
 
 <h2>Recommendation</h2>
@@ -47,11 +48,12 @@ error and queue row (found by doubling then bisecting to {{ (d.capacity.precisio
 
 <h2>Variants</h2>
 <table id="variants">
-<tr><th>variant</th><th>status</th><th>meets SLA</th><th>TTFT p99</th><th>TPOT p50</th><th>TPOT p99</th><th>req/s</th><th>output tok/s</th>
-<th>errors</th><th>GPU util</th><th>$/h</th><th>$ per 1k output tokens</th>{% if d.capacity %}<th>capacity</th><th>$ per 1k output tokens at capacity</th>{% endif %}<th>why not / reason</th><th>report</th></tr>
+<tr><th title="the variant's number on the cost vs latency plot">#</th><th>variant</th><th>status</th><th>meets SLA</th><th>TTFT p99</th><th>TPOT p50</th><th>TPOT p99</th><th>req/s</th><th>output tok/s</th>
+<th>errors</th><th>GPU util</th><th>$/h</th><th>$ per 1k output tokens</th>{% if d.capacity %}<th>capacity</th><th>$ per 1k output tokens at capacity</th>{% endif %}<th>why not / reason</th></tr>
 {% for r in d.variants %}
 <tr class="{{ (r.verdict | vclass) if r.status == 'done' else 'nm' }}" id="v-{{ r.id }}">
-<td>{% if r.id == d.recommendation.variant %}★ {% endif %}<b>{{ r.id }}</b>{% if r.pareto %} <span class="note">(Pareto)</span>{% endif %}<br><span class="note">{{ r.label }}</span></td>
+<td class="n">{{ plot_no[r.id] or '' }}</td>
+<td>{% if r.id == d.recommendation.variant %}★ {% endif %}<b>{{ r.id }}</b>{% if r.pareto %} <span class="note">(Pareto)</span>{% endif %}<br><span class="note">{{ r.label }}</span>{% if r.status == 'done' and r.report %}<br><a href="{{ r.report }}">report</a>{% endif %}</td>
 {% if r.status == 'done' %}
 <td>ran ({{ r.mode }})</td><td>{{ 'yes' if r.meets_sla else 'no' }} ({{ r.verdict }})</td>
 <td class="n">{{ r.ttft_p99_s | ms }}</td><td class="n">{{ r.tpot_p50_s | ms }}</td><td class="n">{{ r.tpot_p99_s | ms }}</td>
@@ -60,20 +62,20 @@ error and queue row (found by doubling then bisecting to {{ (d.capacity.precisio
 <td class="n">{{ r.usd_per_hour | usd }}</td><td class="n"><b>{{ r.cost | usd }}</b></td>
 {% if d.capacity %}<td class="n">{% if r.capacity %}{{ r.capacity | num }} {{ r.capacity_unit }}{% else %}<span class="note">{{ r.capacity_reason or '—' }}</span>{% endif %}</td>
 <td class="n"><b>{{ r.cost_at_capacity | usd }}</b></td>{% endif %}
-<td>{% for m in r.misses %}{{ m.label }}: {{ m.value | num }} vs {{ m.target | num }} ({{ m.verdict }})<br>{% endfor %}{{ r.reason or '' }}</td>
-<td><a href="{{ r.report }}">report</a></td>
+<td class="why">{% for m in r.misses %}{{ m.label }}: {{ m.value | val(m.unit) }} vs target {{ m.target | val(m.unit) }} ({{ m.verdict }})<br>{% endfor %}{{ r.reason or '' }}</td>
 {% else %}
 <td>{{ 'cannot run' if r.status == 'cannot_run' else r.status | replace('_', ' ') }}</td><td colspan="{{ 12 if d.capacity else 10 }}" class="muted">—</td>
-<td>{{ r.reason }}</td><td></td>
+<td class="why">{{ r.reason }}</td>
 {% endif %}
 </tr>
 {% endfor %}
 </table>
 
 <h2>Cost vs latency</h2>
-{% if plot %}<img alt="cost per 1k output tokens vs {{ latency_label }}, Pareto frontier dashed" src="data:image/png;base64,{{ plot }}">
-<p class="note">Each point is a variant that ran (colour: decision verdict). Outlined points and the dashed line are the Pareto frontier
-(no other variant is both cheaper and faster): {{ d.pareto | join(', ') or 'none' }}.</p>
+{% if plot %}<img class="plot" alt="cost per 1k output tokens vs {{ latency_label }}, Pareto frontier dashed" src="data:image/png;base64,{{ plot }}">
+<p class="key" id="plot-key">{% for r in d.variants if r.id in plot_no %}<span><b>{{ plot_no[r.id] }}</b> {{ r.id }}{% if r.pareto %} ◆{% endif %}</span> {% endfor %}</p>
+<p class="note">Each point is a variant that ran, numbered as in the # column (colour: decision verdict). Outlined points and the dashed line
+are the Pareto frontier (◆: no other variant is both cheaper and faster): {{ d.pareto | join(', ') or 'none' }}.</p>
 {% else %}<p class="note">No variant ran with both a cost and a latency: nothing to plot.</p>{% endif %}
 
 <h2>Axes</h2>
@@ -88,7 +90,7 @@ _SWEEP = """{% extends "head" %}
 {% block body %}
 <h1>Sweep: {{ d.name }}</h1>
 <p class="note">{{ d.axis_label }} searched from {{ d.start | num }}: doubling until the SLA fails, then bisection to
-{{ (d.precision * 100) | num }} % · {{ d.repeats }} repeat(s) per point (a point passes only if every repeat passes) · {{ d.mode }} ·
+{{ (d.precision * 100) | num }} % · {{ d.repeats | plural("repeats") }} per point (a point passes only if every repeat passes) · {{ d.mode }} ·
 took {{ d.elapsed_s | num }} s{% if d.interrupted %} · <b>interrupted: continue with --resume</b>{% endif %}</p>
 <h2>Capacity</h2>
 {% if d.capacity %}
@@ -113,8 +115,8 @@ read the HPA minReplicas off the steady traffic and maxReplicas off the peak.</p
 <p class="rec none" id="capacity">{{ d.verdict_text }}</p>
 {% endif %}
 <h2>Latency and goodput vs {{ d.axis_label }}</h2>
-{% if plots.latency %}<img alt="latency vs load" src="data:image/png;base64,{{ plots.latency }}">{% endif %}
-{% if plots.goodput %}<img alt="goodput vs load" src="data:image/png;base64,{{ plots.goodput }}">{% endif %}
+{% if plots.latency %}<img class="plot" alt="latency vs load" src="data:image/png;base64,{{ plots.latency }}">{% endif %}
+{% if plots.goodput %}<img class="plot" alt="goodput vs load" src="data:image/png;base64,{{ plots.goodput }}">{% endif %}
 <h2>Points</h2>
 <table id="points"><tr><th>#</th><th>{{ d.axis_label }}</th><th>repeat</th><th>passes</th><th>TTFT p99</th><th>TPOT p99</th><th>req/s</th><th>goodput</th><th>$ / 1k out</th><th>misses</th><th>run</th></tr>
 {% for p in d.points %}<tr class="{{ 'pass' if p.passes else 'fail' }}"><td class="n">{{ loop.index }}</td><td class="n">{{ p.x | num }}</td><td class="n">{{ p.repeat }}</td><td>{{ 'yes' if p.passes else 'no' }}</td>
@@ -133,6 +135,7 @@ _COMPARE = """{% extends "head" %}
 difference (moving-block bootstrap over requests in send order, {{ d.method.resamples }} resamples, seed {{ d.method.seed }})
 excludes zero <i>and</i> the difference is at least {{ d.method.noise_floor_pct | num }} % — within-run resampling cannot see
 run-to-run variation (another arrival draw moves tail percentiles and TPOT), so smaller differences need repeated runs; distributions are also compared with the Mann-Whitney U test. Not judged: fewer than {{ d.method.min_samples }} samples, or fewer than {{ d.method.min_tail }} beyond the percentile (a p99 needs about 1000 requests).</p>
+{% if d.warnings %}<h2>Warnings</h2><ul id="warnings">{% for w in d.warnings %}<li class="warn">{{ w }}</li>{% endfor %}</ul>{% endif %}
 <h2>Runs</h2>
 <table id="runs"><tr><th>run</th><th>scenario</th><th>backend</th><th>SLA</th><th>requests</th><th>req/s</th><th>output tok/s</th><th>errors</th><th>$ / 1k out</th><th>folder</th></tr>
 {% for r in d.runs %}<tr class="{{ r.sla_overall | vclass }}"><td><b>{{ r.name }}</b></td><td>{{ r.scenario }}</td><td>{{ r.backend }}</td><td>{{ r.sla_overall }}</td>
@@ -148,10 +151,10 @@ run-to-run variation (another arrival draw moves tail percentiles and TPOT), so 
 </table>
 <h2>SLA verdicts</h2>
 <table id="verdicts"><tr><th>row</th>{% for r in d.runs %}<th>{{ r.name }}</th>{% endfor %}</tr>
-{% for row in d.sla_rows %}<tr><td>{{ row.label }}</td>{% for v in row.cells %}<td class="{{ v.verdict | vclass }}">{{ v.verdict }} <span class="note">{{ v.value | num }}</span></td>{% endfor %}</tr>{% endfor %}
+{% for row in d.sla_rows %}<tr><td>{{ row.label }}</td>{% for v in row.cells %}<td class="{{ v.verdict | vclass }}">{{ v.verdict }} <span class="note">{{ v.value | val(row.unit) }}</span></td>{% endfor %}</tr>{% endfor %}
 </table>
 <h2>Distributions</h2>
-{% for m, png in plots.items() %}<h3>{{ titles[m] }}</h3><img alt="{{ titles[m] }} CDFs" src="data:image/png;base64,{{ png }}">{% endfor %}
+{% for m, png in plots.items() %}<h3>{{ titles[m] }}</h3><img class="plot" alt="{{ titles[m] }} CDFs" src="data:image/png;base64,{{ png }}">{% endfor %}
 {% endblock %}
 """
 

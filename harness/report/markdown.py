@@ -29,8 +29,9 @@ def summary_markdown(summary: dict) -> str:
     if sla.get("inconclusive_hard"):
         lines += [f"> **INCONCLUSIVE**: too few samples to judge {_cell(', '.join(map(str, sla['inconclusive_hard'])))}"
                   " (see the row notes for the run length needed)", ""]
-    lines.append(f"Policy `{_cell((sla.get('policy') or {}).get('name'))}` · requests: {counts.get('total', 0)} total, "
-                 f"{counts.get('scored', 0)} scored, {counts.get('scored_errors', 0)} errors · "
+    lines.append(f"Policy `{_cell((sla.get('policy') or {}).get('name'))}` · "
+                 f"{fmt.plural(counts.get('total', 0), 'requests')} in all, {counts.get('scored', 0)} scored, "
+                 f"{fmt.plural(counts.get('scored_errors', 0), 'errors')} · "
                  f"window {fmt.num((summary.get('window') or {}).get('duration_s'))} s")
     if run.get("interrupted"):
         lines.append("")
@@ -49,7 +50,7 @@ def summary_markdown(summary: dict) -> str:
         if key.endswith("from_schedule_s") and key not in (summary.get("metrics") or {}):
             continue  # closed loop: no schedule
         d = (summary.get("metrics") or {}).get(key) or {}
-        lines.append(f"| {key} | {d.get('n', 0)} | " + " | ".join(fmt.value(d.get(p), "s") for p in ("p50", "p90", "p99", "max")) + " |")
+        lines.append(f"| {fmt.metric_label(key)} | {d.get('n', 0)} | " + " | ".join(fmt.value(d.get(p), "s") for p in ("p50", "p90", "p99", "max")) + " |")
     lines += ["", f"Throughput: {fmt.num(rates.get('request_rate_rps'))} req/s, "
                   f"{fmt.num(rates.get('output_token_rate_tps'))} output tok/s, goodput {fmt.num(rates.get('goodput_rps'))} req/s "
                   f"({fmt.num(rates.get('slo_attainment_pct'))} % within SLO)."]
@@ -68,6 +69,6 @@ def summary_markdown(summary: dict) -> str:
         lines += ["", f"**vs baseline** (tolerance {reg['tolerance_pct']:g} %): **{reg['verdict']}**", "",
                   "| metric | baseline | this run | change | |", "|---|---|---|---|---|"]
         for r in reg["rows"]:
-            change = "—" if r["change_pct"] is None else f"{r['change_pct']:+.1f} %"
-            lines.append(f"| {r['metric']} | {fmt.num(r['baseline'])} | {fmt.num(r['current'])} | {change} | {r['verdict']} |")
+            base, cur, change = fmt.regression_cells(r)
+            lines.append(f"| {r['metric']} | {base} | {cur} | {change} | {r['verdict']} |")
     return "\n".join(lines) + "\n"

@@ -52,6 +52,6 @@ def regression_lines(reg: dict | None) -> list[str]:
     out = ["", f"vs baseline (tolerance {reg['tolerance_pct']:g} %): {reg['verdict']}"]
     for r in reg["rows"]:
         if r["verdict"] in ("regressed", "improved"):
-            change = "new" if r["change_pct"] is None else f"{r['change_pct']:+.1f} %"
-            out.append(f"  {r['verdict']}: {r['metric']} {change} ({fmt.num(r['baseline'])} -> {fmt.num(r['current'])})")
+            base, cur, change = fmt.regression_cells(r)
+            out.append(f"  {r['verdict']}: {r['metric']} {change} ({base} -> {cur})")
     return out

@@ -39,5 +39,5 @@ def test_markdown_table_is_escaped():
     assert "**FAIL**" in md and "Through\\|put" in md
     rows = [l for l in md.splitlines() if l.startswith("| ")]
     assert all(l.count(" | ") == rows[0].count(" | ") for l in rows[:4])  # SLA rows keep 6 columns
-    assert "| ttft_s | 8 | 200 ms | 300 ms | 420 ms | 500 ms |" in md
+    assert "| TTFT | 8 | 200 ms | 300 ms | 420 ms | 500 ms |" in md  # labels, not keys
     assert "Cost: not computed (GPU unknown)" in md
