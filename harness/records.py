@@ -71,6 +71,9 @@ class RequestRecord:
     # not wait). Its schedule lag minus this is the client's own lag, so a saturated client and a
     # full cap are told apart.
     cap_wait_s: float | None = None
+    # Re-sends on a new connection after the kept-alive one proved closed before any answer
+    # (streams.StreamAccumulator.resend): the server's keep-alive behaviour, never an error.
+    reconnects: int | None = None
 
     @property
     def tpot_s(self) -> float | None:
@@ -204,6 +207,8 @@ class ServerSample:
     running: float | None = None
     kv_usage_frac: float | None = None
     preemptions_total: float | None = None
+    prompt_tokens_total: float | None = None  # cumulative since the server started (llama.cpp)
+    output_tokens_total: float | None = None
     simulated: bool = False
 
 

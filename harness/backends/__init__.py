@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.backends.base import Backend, BackendError
-from harness.config import ExternalBackend, SimBackend, TgiBackend, VllmBackend
+from harness.config import ExternalBackend, LlamaCppBackend, SimBackend, TgiBackend, VllmBackend
 
 
 def make_backend(cfg, log_path: Path) -> Backend:
@@ -28,6 +28,10 @@ def make_backend(cfg, log_path: Path) -> Backend:
         from harness.backends.tgi import TgiServer
 
         return TgiServer(cfg, log_path)
+    if isinstance(cfg, LlamaCppBackend):
+        from harness.backends.llamacpp import LlamaCppServer
+
+        return LlamaCppServer(cfg, log_path)
     raise BackendError(f"backend type {getattr(cfg, 'type', cfg)!r} is not supported yet")
 
 

