@@ -74,6 +74,17 @@ class RequestRecord:
     # Re-sends on a new connection after the kept-alive one proved closed before any answer
     # (streams.StreamAccumulator.resend): the server's keep-alive behaviour, never an error.
     reconnects: int | None = None
+    # Prompt tokens the workload asked for (synthetic prompts; None for dataset prompts and for the later
+    # turns of a chat session, whose history was not asked for). `prompt_tokens` is what the server counted.
+    requested_prompt_tokens: int | None = None
+    # The server's own account of this request, where its last chunk carries one (llama.cpp `timings`;
+    # None for vLLM, TGI and the sim): its prompt processing time (`prompt_ms`, the tokens it computed,
+    # cache hits excluded) and its generation time after that (`predicted_ms`, for `predicted_n` tokens).
+    server_prompt_s: float | None = None
+    server_decode_s: float | None = None
+    server_prompt_tokens: int | None = None  # timings.prompt_n: prompt tokens it computed
+    server_cached_tokens: int | None = None  # prompt tokens it took from its cache (usage or timings.cache_n)
+    server_output_tokens: int | None = None  # timings.predicted_n
 
     @property
     def tpot_s(self) -> float | None:
@@ -104,9 +115,12 @@ _FIELD_NAMES: dict[type, frozenset[str]] = {}
 # as "not recorded", like null. The bulk reader (scoring.jsonl) applies the same rules in columns.
 # Numbers scoring never reads (first_token_s, sent_unix_s, ...) are only checked to be numbers.
 MAX_ABS = 1e12
-NON_NEGATIVE = frozenset({"ttft_s", "e2e_s", "itl_s", "prompt_tokens", "output_tokens", "cap_wait_s"})
+NON_NEGATIVE = frozenset({"ttft_s", "e2e_s", "itl_s", "prompt_tokens", "output_tokens", "cap_wait_s",
+                          "requested_output_tokens", "requested_prompt_tokens", "server_prompt_s", "server_decode_s"})
 SCORED_NUMBERS = frozenset({"sent_s", "end_s", "status", "scheduled_s", "ttft_s", "e2e_s", "itl_s",
-                            "prompt_tokens", "output_tokens", "chunk_tokens", "cap_wait_s"})
+                            "prompt_tokens", "output_tokens", "chunk_tokens", "cap_wait_s",
+                            "requested_output_tokens", "requested_prompt_tokens", "server_prompt_s",
+                            "server_decode_s"})
 _KINDS = {f.name: str(f.type) for f in dataclasses.fields(RequestRecord)}
 _REQUIRED = tuple(f.name for f in dataclasses.fields(RequestRecord)
                   if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)

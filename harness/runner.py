@@ -23,6 +23,7 @@ from harness.config import (ConfigError, CostConfig, ExternalBackend, LoadConfig
                             resolve_scenario, scenario_to_yaml)
 from harness.config.errors import validation_message
 from harness.load.arrivals import rate_profile
+from harness.load.calibrate import calibrate_scenario
 from harness.load.locust_runner import Distribution, run_load
 from harness.outdirs import new_out_dir
 from harness.records import META_FILE, SCENARIO_FILE, SUMMARY_FILE, BACKEND_LOG
@@ -214,6 +215,9 @@ def execute(scenario_path: Path, out: Path | None = None, sla: str | None = None
             meta["backend"] = backend.describe()
             _write_json(meta_path, meta)
             echo(f"backend ready: {backend.url} serving {backend.model}")
+            # Before the load (and its telemetry): synthetic prompts sized in the server's own tokens.
+            scn, meta["prompt_calibration"] = calibrate_scenario(scn, backend.url, backend.model, echo=echo)
+            _write_json(meta_path, meta)
             exporter = _start_exporter(prometheus_port, run_dir, echo)
             telemetry = TelemetrySession(meta["backend"], backend.url, echo=echo)
             telemetry.start()

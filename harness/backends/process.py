@@ -23,6 +23,9 @@ REDACT_FLAGS = {"--api-key"}
 LIFELINE = Path(__file__).with_name("lifeline.py")
 
 
+GROUP_EXIT_WAIT_S = 2.0  # how long stop() waits for SIGKILLed leftovers of the group to exit (zombies may stay)
+
+
 def with_lifeline(argv: list[str]) -> list[str]:
     """`argv` run through the lifeline shim, so the program gets SIGTERM if this process dies (even by SIGKILL)."""
     return [sys.executable, "-S", str(LIFELINE), str(os.getpid()), *argv]
@@ -127,9 +130,18 @@ class ChildProcess:
                 except ProcessLookupError:
                     pass
                 p.wait(timeout=10)
-        # Children the server left behind in its group get the same treatment.
+        # Children the server left behind in its group get the same treatment, and stop() returns only
+        # once they are gone: SIGKILL is delivered asynchronously, and on a busy machine a killed process
+        # can still be running when the caller (or the next run on the same port) looks.
         try:
             os.killpg(p.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
-            pass
+            return p.returncode
+        deadline = time.monotonic() + GROUP_EXIT_WAIT_S
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(p.pid, 0)
+            except (ProcessLookupError, PermissionError):
+                break
+            time.sleep(0.01)
         return p.returncode

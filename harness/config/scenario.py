@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 # ConfigError and format_validation_error are re-exported: callers import them from here.
 from harness.config.errors import ConfigError, clip, format_validation_error
 from harness.config.errors import read_yaml as _read_yaml
+from harness.config.calibration import CalibrationMode, PromptCalibration  # noqa: F401  (workload key)
 from harness.config.backends import (  # noqa: F401  (re-exported: harness.config is the one entry point)
     MAX_SEED, TGI_QUANTIZATIONS, VLLM_QUANTIZATIONS, BackendConfig, ExternalBackend, LlamaCppBackend, Seed, SimBackend,
     TgiBackend, VllmBackend)
@@ -292,6 +293,25 @@ class WorkloadConfig(_Model):
     # record says how many tokens every chunk carried (chunk_tokens). Costs a JSON parse per chunk.
     usage_every_chunk: bool = False
     seed: Seed = 0
+    # Synthetic prompts sized in the server's tokens: `auto` probes the server's usage before the load on
+    # llamacpp and external backends (tokenizer unknown), `on` on any, `off` one word per requested token;
+    # or {tokens_per_word, template_tokens} as a run's summary reported them (harness/config/calibration.py).
+    calibrate_prompt_tokens: Union[CalibrationMode, PromptCalibration] = "auto"
+
+    @field_validator("calibrate_prompt_tokens", mode="before")
+    @classmethod
+    def _calibration(cls, v: Any) -> Any:
+        if isinstance(v, bool):  # YAML reads a bare on / off as true / false
+            return "on" if v else "off"
+        if isinstance(v, dict):
+            try:
+                return PromptCalibration.model_validate(v)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                raise ValueError(f"{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+        if v not in ("auto", "on", "off") and not isinstance(v, PromptCalibration):
+            raise ValueError("must be auto, on, off or {tokens_per_word, template_tokens}")
+        return v
 
 
 class CostConfig(_Model):

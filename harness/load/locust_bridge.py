@@ -272,8 +272,10 @@ class _LLMUser(FastHttpUser):
         sent_unix_s = time.time()
         sent_s = time.perf_counter()
         rid = f"{self.user_name}-{self.seq}"
-        acc = ACCUMULATORS[self.api](rid, sent_s, spec.output_tokens, forced,
-                                     scheduled_s=scheduled_s, sent_unix_s=sent_unix_s, user=self.user_name)
+        # The prompt tokens asked for: a synthetic prompt's, without a chat history nobody asked a length of.
+        asked = spec.prompt_tokens if spec.synthetic and not history else None
+        acc = ACCUMULATORS[self.api](rid, sent_s, spec.output_tokens, forced, scheduled_s=scheduled_s,
+                                     sent_unix_s=sent_unix_s, user=self.user_name, requested_prompt_tokens=asked)
         acc.keep_text = history is not None
         st.in_flight[gevent.getcurrent()] = acc  # a stop mid-request records it as cancelled_at_stop (_request)
         try:

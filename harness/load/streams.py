@@ -75,10 +75,10 @@ class StreamAccumulator:
 
     def __init__(self, request_id: str, sent_s: float, requested_output_tokens: int | None,
                  forced_length: bool, scheduled_s: float | None = None, sent_unix_s: float | None = None,
-                 user: str | None = None):
+                 user: str | None = None, requested_prompt_tokens: int | None = None):
         self.rec = RequestRecord(request_id=request_id, api=self.api, sent_s=sent_s, end_s=sent_s, status=0,
                                  ok=False, scheduled_s=scheduled_s, requested_output_tokens=requested_output_tokens,
-                                 sent_unix_s=sent_unix_s, user=user)
+                                 sent_unix_s=sent_unix_s, user=user, requested_prompt_tokens=requested_prompt_tokens)
         self.forced_length = forced_length  # the request asked for exactly N tokens (ignore_eos)
         self._last_token_s: float | None = None
         self._chunks = 0
@@ -210,6 +210,20 @@ class StreamAccumulator:
                 self.rec.prompt_tokens = int(usage["prompt_tokens"])
             if usage.get("completion_tokens") is not None:
                 self._usage_tokens = int(usage["completion_tokens"])
+            details = usage.get("prompt_tokens_details")  # OpenAI's shape: vLLM and llama.cpp send it
+            if isinstance(details, dict) and details.get("cached_tokens") is not None:
+                self.rec.server_cached_tokens = _non_negative(details["cached_tokens"], whole=True)
+
+    def _timings(self, timings) -> None:
+        """llama.cpp's own account of the request (`timings`, on its last chunk; on every chunk with
+        timings_per_token, where the last one wins). Milliseconds become seconds; a value that is not a
+        finite, non-negative number is left out, not an error: the stream itself was fine."""
+        if not isinstance(timings, dict):
+            return
+        for key, name, per_s in _TIMINGS:
+            v = _non_negative(timings.get(key), whole=per_s is None)
+            if v is not None and not (name == "server_cached_tokens" and self.rec.server_cached_tokens is not None):
+                setattr(self.rec, name, v if per_s is None else v / per_s)
 
     def _payload(self, obj: dict, t_s: float) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -244,6 +258,20 @@ class StreamAccumulator:
             self._fail("short_output", f"asked for {want} output tokens, got {rec.output_tokens}")
         rec.ok = rec.error_type is None
         return rec
+
+
+# llama.cpp `timings` key -> record field, and its units per second (None: a token count). The usage's
+# cached_tokens, in the same chunk and read first, wins over cache_n.
+_TIMINGS = (("prompt_ms", "server_prompt_s", 1000.0), ("predicted_ms", "server_decode_s", 1000.0),
+            ("prompt_n", "server_prompt_tokens", None), ("predicted_n", "server_output_tokens", None),
+            ("cache_n", "server_cached_tokens", None))
+
+
+def _non_negative(v, whole: bool = False) -> float | int | None:
+    """A finite, non-negative JSON number (bool is not one; `whole`: an integer count), else None."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1e15:  # NaN fails the range
+        return None
+    return (int(v) if v == int(v) else None) if whole else float(v)
 
 
 _SPECIAL = re.compile(rb'"error"|"usage": ?\{|"finish_reason": ?[^n ]')  # a finish reason: anything but null
@@ -342,6 +370,8 @@ class _OpenAIStream(StreamAccumulator):
         if usage:
             self._usage(usage)
         self._chunk_usage(self._chunks > before, usage)
+        if "timings" in obj:
+            self._timings(obj["timings"])
 
 
 class OpenAIChatStream(_OpenAIStream):

@@ -1,8 +1,9 @@
 """Workload: what each request asks for (prompt text, output length) and the body each API takes.
 
 Pure and seeded: the same seed and stream index give the same prompts and lengths. Synthetic
-prompts are space-separated words, so a word is about one token (exactly one on the simulated
-backend); the server's `usage` gives the true prompt token count on real servers.
+prompts are space-separated words, one word per requested token (exactly one on the simulated
+backend), or, with a prompt calibration (harness/load/calibrate.py), as many words as make the
+requested tokens on the server's tokenizer, its chat template included.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from harness.config import TokenDist, WorkloadConfig
+from harness.config import PromptCalibration, TokenDist, WorkloadConfig
 # Dataset files are read (and checked line by line) in harness.load.dataset; re-exported here.
 from harness.load.dataset import DatasetItem, load_dataset  # noqa: F401
 
@@ -53,21 +54,27 @@ class RequestSpec:
     prompt: str
     prompt_tokens: int  # what was asked for (the server's count may differ on real tokenizers)
     output_tokens: int
+    synthetic: bool = True  # False: a dataset's prompt, whose prompt_tokens is only its word count
 
 
 class PromptSource:
     """A reproducible stream of RequestSpecs for one simulated user (`stream` = its index).
 
     Synthetic prompts, or prompts drawn (seeded) from a dataset; an optional shared prefix is the
-    same on every request of the run, so a server's prefix cache can be exercised.
+    same on every request of the run, so a server's prefix cache can be exercised. With a calibration
+    (`workload.calibrate_prompt_tokens` holding the measured numbers) the word counts are scaled so that
+    prefix + prompt + the chat template make the requested tokens; without one, a word per token.
     """
 
     def __init__(self, cfg: WorkloadConfig, stream: int = 0, dataset: list[DatasetItem] | None = None):
         self.cfg = cfg
         self.rng = random.Random(f"{cfg.seed}:{stream}")
         self.dataset = dataset
+        cal = cfg.calibrate_prompt_tokens
+        self.calibration = cal if isinstance(cal, PromptCalibration) else None
         n_prefix = cfg.shared_prefix_tokens
-        self.prefix = synthetic_prompt(n_prefix, random.Random(f"{cfg.seed}:prefix")) if n_prefix else ""
+        self.prefix_words = self.calibration.words_for(n_prefix, False) if self.calibration and n_prefix else n_prefix
+        self.prefix = synthetic_prompt(self.prefix_words, random.Random(f"{cfg.seed}:prefix")) if n_prefix else ""
 
     def next(self) -> RequestSpec:
         if self.dataset:
@@ -77,10 +84,13 @@ class PromptSource:
         else:
             n_in = sample_tokens(self.cfg.prompt_tokens, self.rng)
             n_out = sample_tokens(self.cfg.output_tokens, self.rng)
-            prompt = synthetic_prompt(n_in, self.rng)
+            words = n_in
+            if self.calibration is not None:  # the whole request's tokens, less the prefix's words
+                words = max(1, self.calibration.words_for(n_in + self.cfg.shared_prefix_tokens) - self.prefix_words)
+            prompt = synthetic_prompt(words, self.rng)
         if self.prefix:
             prompt, n_in = f"{self.prefix} {prompt}", n_in + self.cfg.shared_prefix_tokens
-        return RequestSpec(prompt, n_in, n_out)
+        return RequestSpec(prompt, n_in, n_out, synthetic=not self.dataset)
 
 
 # API → (path, whether the request can force the exact output length)

@@ -51,6 +51,7 @@ def summary_markdown(summary: dict) -> str:
             continue  # closed loop: no schedule
         d = (summary.get("metrics") or {}).get(key) or {}
         lines.append(f"| {fmt.metric_label(key)} | {d.get('n', 0)} | " + " | ".join(fmt.value(d.get(p), "s") for p in ("p50", "p90", "p99", "max")) + " |")
+    lines += server_side_markdown(summary.get("metrics") or {})
     lines += ["", f"Throughput: {fmt.num(rates.get('request_rate_rps'))} req/s, "
                   f"{fmt.num(rates.get('output_token_rate_tps'))} output tok/s, goodput {fmt.num(rates.get('goodput_rps'))} req/s "
                   f"({fmt.num(rates.get('slo_attainment_pct'))} % within SLO)."]
@@ -72,3 +73,42 @@ def summary_markdown(summary: dict) -> str:
             base, cur, change = fmt.regression_cells(r)
             lines.append(f"| {r['metric']} | {base} | {cur} | {change} | {r['verdict']} |")
     return "\n".join(lines) + "\n"
+
+
+def server_side_markdown(metrics: dict) -> list[str]:
+    """Client overhead against the server's own timings and requested vs actual lengths, when present."""
+    lines: list[str] = []
+    co = metrics.get("client_overhead")
+    if co:
+        lines += ["", "| client overhead | n | p50 | p90 | p99 | max |", "|---|---|---|---|---|---|"]
+        for key, title in (("ttft_overhead_s", "TTFT − server prompt time"),
+                           ("decode_overhead_s", "decode − server generation")):
+            d = co.get(key) or {}
+            lines.append(f"| {title} | {d.get('n', 0)} | " + " | ".join(fmt.value(d.get(p), "s") for p in
+                                                                     ("p50", "p90", "p99", "max")) + " |")
+        lines += ["", f"Client TTFT below the server's prompt time: "
+                      f"{fmt.plural(co.get('ttft_below_server_prompt', 0), 'requests')} (should be none)."]
+    tl = metrics.get("token_lengths")
+    if tl:
+        lines += ["", "| tokens | n | requested (mean) | actual (mean) | actual ÷ requested (mean / p50) |",
+                  "|---|---|---|---|---|"]
+        for key, title in (("prompt", "prompt"), ("prompt_attainable", "prompt, attainable"), ("output", "output")):
+            d = tl.get(key)
+            if d:
+                lines.append(f"| {title} | {d['n']} | {fmt.num(d['requested_mean'])} | {fmt.num(d['actual_mean'])} | "
+                             f"{fmt.num(d['ratio_mean'])} / {fmt.num(d['ratio_p50'])} |")
+        line = calibration_line(tl.get("calibration"))
+        if line:
+            lines += ["", _cell(line)]
+    return lines
+
+
+def calibration_line(cal: dict | None) -> str | None:
+    """'Prompt calibration (measured): 1.06 server tokens per word; the chat template adds 9 tokens.'"""
+    if not cal:
+        return None
+    if cal.get("status") in ("measured", "given"):
+        what = "chat template" if cal.get("api") == "openai-chat" else "prompt framing"
+        return (f"Prompt calibration ({cal['status']}): {fmt.num(cal.get('tokens_per_word'))} server tokens per word; "
+                f"the {what} adds {fmt.plural(cal.get('template_tokens'), 'tokens')}.")
+    return f"Prompt calibration: {cal.get('status')}" + (f" ({cal['reason']})." if cal.get("reason") else ".")

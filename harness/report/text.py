@@ -7,6 +7,7 @@ run says so on its first line, and its overall shows as INVALID.
 from __future__ import annotations
 
 from harness.report import fmt
+from harness.report.markdown import calibration_line
 
 
 def sla_table_text(summary: dict) -> str:
@@ -38,6 +39,7 @@ def sla_table_text(summary: dict) -> str:
         out.append(f"  {n}")
     if not rows:
         out.insert(2, "(no SLA rows)")
+    out += server_side_lines(summary.get("metrics") or {})
     out += regression_lines(summary.get("regression"))
     reasons = fmt.invalid_reasons(summary)
     if reasons is not None:
@@ -55,3 +57,21 @@ def regression_lines(reg: dict | None) -> list[str]:
             base, cur, change = fmt.regression_cells(r)
             out.append(f"  {r['verdict']}: {r['metric']} {change} ({base} -> {cur})")
     return out
+
+
+def server_side_lines(metrics: dict) -> list[str]:
+    """One line for the client overhead (where the server reported timings), one for a prompt calibration."""
+    out = []
+    co = metrics.get("client_overhead")
+    if co:
+        d, t = co.get("decode_overhead_s") or {}, co.get("ttft_overhead_s") or {}
+        out.append(f"client overhead vs server timings ({fmt.plural(co.get('n'), 'requests')}): decode p99 "
+                   f"{fmt.value(d.get('p99'), 's')}, TTFT p50 {fmt.value(t.get('p50'), 's')} (with network and queueing)"
+                   + (f"; {co['ttft_below_server_prompt']} TTFT below the server's prompt time"
+                      if co.get("ttft_below_server_prompt") else ""))
+    tl = metrics.get("token_lengths") or {}
+    cal, prompt = tl.get("calibration") or {}, tl.get("prompt")
+    if cal.get("status") in ("measured", "given", "failed"):
+        ratio = f"; prompt tokens actual/requested {fmt.num(prompt['ratio_mean'])}" if prompt else ""
+        out.append(calibration_line(cal).rstrip(".") + ratio)
+    return [""] + out if out else []

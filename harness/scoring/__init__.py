@@ -19,6 +19,7 @@ from harness.scoring.metrics import (
     Window, cancelled_mask, distributions, in_window, latency_metrics, phase_of, scoring_window, split_records, table_concurrency,
     table_distributions, table_error_summary, table_goodput, table_rates,
 )
+from harness.scoring.overhead import client_overhead, token_lengths
 from harness.scoring.sla import evaluate, resolve_policy
 from harness.scoring.stats import MIN_TAIL_SAMPLES, PERCENTILE_METHOD
 from harness.scoring.table import RecordTable, table_of
@@ -125,7 +126,9 @@ def summarize(run: RunResult) -> dict:
     gauges = {"gpu_utilization_pct": gpu["gpu_utilization_pct"], "queue_depth": server["queue_depth"]}
     metrics = {**latency, "concurrency": table_concurrency(table, window), **gauges,
                "gpu_mem_used_gib": gpu["gpu_mem_used_gib"], "gpu_power_w": gpu["gpu_power_w"],
-               "kv_usage_frac": server["kv_usage_frac"], "server_running": server["running"]}
+               "kv_usage_frac": server["kv_usage_frac"], "server_running": server["running"],
+               # Against the server's own account: None unless the records carry one (overhead.py).
+               "client_overhead": client_overhead(table, scored), "token_lengths": token_lengths(table, scored, meta)}
     ctx = {"metrics": latency, "gauges": gauges, "rates": r, "goodput": gp, "meta": meta}
     sla = evaluate(policy, ctx)
     sla["notes"] = policy_notes + sla["notes"]
@@ -161,6 +164,8 @@ def summarize(run: RunResult) -> dict:
         notes.append(load_gen["note"])
     if load_gen["not_sent_note"]:
         notes.append(load_gen["not_sent_note"])
+    for section in (metrics["client_overhead"], metrics["token_lengths"]):
+        notes += (section or {}).get("notes") or []
     validity = run_validity(meta, table, scored, getattr(run, "reader_problems", None))
     summary = {
         "schema_version": SCHEMA_VERSION,

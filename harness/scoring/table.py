@@ -45,6 +45,10 @@ class RecordTable:
     itl: np.ndarray  # float64, every gap of every record; NaN where a gap was not a finite number
     itl_count: np.ndarray  # int64, len(itl_s) per record
     cap_wait_s: np.ndarray  # float64, NaN: did not wait for a max_in_flight slot
+    requested_prompt_tokens: np.ndarray  # float64, NaN: not asked for (dataset prompt, later chat turn)
+    requested_output_tokens: np.ndarray  # float64, NaN: not recorded
+    server_prompt_s: np.ndarray  # float64, the server's prompt time (llama.cpp timings); NaN: it did not say
+    server_decode_s: np.ndarray  # float64, the server's generation time after the prompt; NaN: it did not say
     err_index: np.ndarray  # int64, positions of the records with ok False
     err_type: list  # error_type of each of those (str | None)
     err_msg: list  # error of each (str | None)
@@ -137,6 +141,10 @@ def from_records(records: Iterable[RequestRecord]) -> RecordTable:
         e2e_s=col(lambda r: num_or_nan(r.e2e_s)), prompt_tokens=col(lambda r: _f(r.prompt_tokens)),
         output_tokens=col(lambda r: float(r.output_tokens or 0)), itl=itl, itl_count=counts,
         cap_wait_s=col(lambda r: _f(getattr(r, "cap_wait_s", None))),
+        requested_prompt_tokens=col(lambda r: _f(r.requested_prompt_tokens)),
+        requested_output_tokens=col(lambda r: _f(r.requested_output_tokens)),
+        server_prompt_s=col(lambda r: num_or_nan(r.server_prompt_s)),
+        server_decode_s=col(lambda r: num_or_nan(r.server_decode_s)),
         err_index=np.asarray(bad, dtype=np.int64), err_type=[recs[i].error_type for i in bad],
         err_msg=[recs[i].error for i in bad], err_id=[recs[i].request_id for i in bad],
         itl_all_finite=bool(np.isfinite(itl).all()))
@@ -152,7 +160,10 @@ def select(t: RecordTable, keep: np.ndarray) -> RecordTable:
         sent_s=t.sent_s[keep], end_s=t.end_s[keep], status=t.status[keep], ok=t.ok[keep],
         scheduled_s=t.scheduled_s[keep], ttft_s=t.ttft_s[keep], e2e_s=t.e2e_s[keep],
         prompt_tokens=t.prompt_tokens[keep], output_tokens=t.output_tokens[keep], itl=itl,
-        itl_count=t.itl_count[keep], cap_wait_s=t.cap_wait_s[keep], err_index=new_pos[t.err_index[bad_kept]].astype(np.int64),
+        itl_count=t.itl_count[keep], cap_wait_s=t.cap_wait_s[keep],
+        requested_prompt_tokens=t.requested_prompt_tokens[keep], requested_output_tokens=t.requested_output_tokens[keep],
+        server_prompt_s=t.server_prompt_s[keep], server_decode_s=t.server_decode_s[keep],
+        err_index=new_pos[t.err_index[bad_kept]].astype(np.int64),
         err_type=pick(t.err_type), err_msg=pick(t.err_msg), err_id=pick(t.err_id),
         itl_all_finite=bool(np.isfinite(itl).all()))
 
