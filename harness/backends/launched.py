@@ -6,6 +6,7 @@ the command line, which env var carries the API key, and how the server proves i
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -15,7 +16,7 @@ from typing import Any
 
 from harness.backends.base import Backend, BackendError
 from harness.backends.process import ChildProcess, free_port, redact, tail
-from harness.backends.probe import HealthTimeout, wait_healthy
+from harness.backends.probe import HealthTimeout, http_get, wait_healthy
 
 
 def port_in_use(port: int) -> bool:
@@ -79,6 +80,19 @@ class LaunchedServer(Backend):
     @abstractmethod
     def probe_served(self) -> tuple[list[str], str | None]:
         """After /health is 200: (model names the server lists, its version), or BackendError."""
+
+    def openai_models(self, unauthorized_hint: str | None = None) -> list[str]:
+        """The model ids an OpenAI-compatible server lists at /v1/models (vLLM, llama.cpp), or BackendError."""
+        status, body = http_get(f"{self.url}/v1/models", headers=self.headers())
+        if status == 401 and unauthorized_hint:
+            raise BackendError(f"{self.url}/v1/models answered 401: {unauthorized_hint}")
+        if status != 200:
+            raise BackendError(f"{self.url}/v1/models answered HTTP {status} after /health was 200; "
+                               f"check the server log {self.child.log_path}")
+        try:
+            return [str(m["id"]) for m in json.loads(body).get("data") or []]
+        except (ValueError, AttributeError, KeyError, TypeError):
+            return []
 
     @property
     @abstractmethod

@@ -169,6 +169,58 @@ def _one_of(value: str | None, allowed: tuple[str, ...], what: str) -> str | Non
     return value
 
 
+# How vLLM's own parser reads a flag (vllm/utils/argparse_utils.py FlexibleArgumentParser, the same file in the
+# vLLM 0.33.0 and 0.34.0 wheels):
+# `--a_b` is `--a-b` (underscores become dashes up to the first '.'), `--a.b X` is `--a '{"b": X}'`, and argparse's
+# allow_abbrev (left at True) reads a unique prefix as the whole flag (`--api-k KEY` is `--api-key KEY`). Short
+# aliases (engine/arg_utils.py 0.33.0): `-tp` for --tensor-parallel-size, `-q` for --quantization; argparse also
+# reads `-t 2` as `-tp 2` and `-qawq` / `-q=awq` as `-q awq`. Checked by running 0.33.0's FlexibleArgumentParser;
+# of the -t/-q short flags 0.34.0 still has only these two.
+VLLM_SHORT_FLAGS = {"-tp": "--tensor-parallel-size", "-q": "--quantization"}
+# Flags whose value is a secret (vLLM 0.33.0: FrontendArgs.api_key in entrypoints/common/cli_args.py, a list with
+# VLLM_API_KEY as fallback; ModelConfig.hf_token in config/model.py, `bool | str`: bare means the cached login,
+# a value is the token itself).
+VLLM_SECRET_FLAGS = ("--api-key", "--hf-token")
+
+
+def vllm_flag(arg: str, flags) -> str | None:
+    """The flag of `flags` (long names) that vLLM 0.33's parser reads `arg` as, or None.
+
+    None of the ~350 flags of vLLM 0.33/0.34 is a proper prefix of a flag this is asked about, so a prefix of
+    one of `flags` is either that flag (abbreviated) or ambiguous, which vLLM refuses anyway.
+    """
+    if not arg.startswith("-") or arg in ("-", "--"):
+        return None
+    name = arg.split("=", 1)[0]
+    if name.startswith("--"):
+        key = "--" + name[2:].split(".", 1)[0].replace("_", "-")
+        if len(key) <= 2:
+            return None
+        if key in flags:
+            return key
+        return next((f for f in flags if f.startswith(key)), None)
+    if len(name) < 2 or not name[1].isalpha():  # a negative number, or not a flag argparse would match
+        return None
+    short = (VLLM_SHORT_FLAGS.get(name) or next((v for k, v in VLLM_SHORT_FLAGS.items() if k.startswith(name)), None)
+             or VLLM_SHORT_FLAGS.get(name[:2]))
+    return short if short in flags else None
+
+
+def vllm_no_secrets(args: list[str]) -> list[str]:
+    """vLLM extra_args without a key or token in any spelling vLLM reads (`--api_key`, `--api-k`, `--hf-token X`)."""
+    for i, a in enumerate(args):
+        flag = vllm_flag(a, VLLM_SECRET_FLAGS)
+        if flag == "--api-key":
+            raise ValueError(f"{a.split('=', 1)[0]} in extra_args is vLLM's --api-key: it would write the key into "
+                             "the run folder and the process list: export it in a variable and set "
+                             "backend.api_key_env to its name")
+        if flag == "--hf-token" and ("=" in a or (i + 1 < len(args) and not args[i + 1].startswith("-"))):
+            raise ValueError(f"{a.split('=', 1)[0]} with a value in extra_args would write the token into the run "
+                             "folder and the process list: export HF_TOKEN instead (vLLM reads it from its "
+                             "environment), or pass --hf-token alone to use the cached `hf auth login` token")
+    return args
+
+
 class VllmBackend(_Model):
     """`vllm serve MODEL ...` launched by the harness on a free port (real GPUs)."""
 
@@ -194,6 +246,11 @@ class VllmBackend(_Model):
     @classmethod
     def _q(cls, v: str | None) -> str | None:
         return _one_of(v, VLLM_QUANTIZATIONS, "vLLM --quantization")
+
+    @field_validator("extra_args")
+    @classmethod
+    def _vllm_secrets(cls, v: list[str]) -> list[str]:
+        return vllm_no_secrets(v)
 
 
 class TgiBackend(_Model):
@@ -247,7 +304,9 @@ class LlamaCppBackend(_Model):
     parallel: int | None = Field(None, ge=1, le=MAX_SEQS)  # server slots (-np): requests decoded together
     ctx_size: int | None = Field(None, ge=16, le=MAX_CONTEXT_TOKENS)  # -c: the KV context, shared by the slots
     threads: int | None = Field(None, ge=1, le=MAX_THREADS)  # -t: CPU threads for generation
-    executable: str = "llama-server-vulkan"  # found on PATH or next to the running Python
+    # auto: the AVX-512 llama-server-vulkan where the CPU has it and it is installed, else xllamacpp's
+    # server (any x86-64 CPU with AVX2); a name or path is found on PATH or next to the running Python.
+    executable: str = "auto"
     api_key_env: str | None = None  # the key reaches llama-server through LLAMA_API_KEY, never the command line
     port: int | None = Field(None, ge=1, le=65535)  # None: a free port
     extra_args: ExtraArgs = []

@@ -1,10 +1,12 @@
-"""The llama.cpp backend: its config, command line, key by LLAMA_API_KEY, the one-line install / AVX-512
-messages, and a launch against the fake `llama-server` in tests/fakes (its flag names; FAKE_MODE=ok|crash|
-sigill|never_ready|wrong_alias). The real engine runs in tests/integration/test_llamacpp.py.
+"""The llama.cpp backend: its config, command line, key by LLAMA_API_KEY, which packaged build runs on which CPU
+(AVX-512 build or the portable xllamacpp one) with one-line install / CPU messages, the portable build's
+llama-server flags, and a launch against the fake `llama-server` in tests/fakes (its flag names; FAKE_MODE=ok|
+crash|sigill|never_ready|wrong_alias). The real engine runs in tests/integration/test_llamacpp.py.
 """
 
 import os
 import stat
+import sys
 import time
 from pathlib import Path
 
@@ -12,14 +14,18 @@ import pytest
 
 from harness.backends import BackendError, make_backend
 from harness.backends import llamacpp as lc
-from harness.backends.llamacpp import (NO_AVX512, PIP_INSTALL, LlamaCppServer, avx512_problem, cpu_flags,
-                                       engine_problem, find_executable, llamacpp_argv)
+from harness.backends import xllamacpp_server as xs
+from harness.backends.llamacpp import (AUTO, NO_AVX2, NO_AVX512, NOT_INSTALLED, PIP_INSTALL, PIP_INSTALL_VULKAN,
+                                       PORTABLE_EXECUTABLE, PORTABLE_MODULE, LlamaCppServer, avx512_problem,
+                                       cpu_flags, engine_problem, find_executable, llamacpp_argv, portable_problem,
+                                       requested_executable, resolve_engine)
 from harness.config import ConfigError, LlamaCppBackend, parse_scenario
 from tests.unit.backends.test_vllm_tgi import group_alive, launched_pid
 
 FAKE = Path(__file__).resolve().parents[2] / "fakes" / "llama-server"
 KEY = "sk-test-0123456789"
 AVX512 = {"fpu", "avx2", "avx512f", "avx512bw"}
+AVX2 = {"fpu", "avx", "avx2", "fma", "f16c"}
 
 
 @pytest.fixture
@@ -59,7 +65,7 @@ def test_scenario_takes_a_llamacpp_backend_with_its_keys():
                                                    "ctx_size": 8192, "threads": 2, "api_key_env": "K"}})
     b = scn.backend
     assert isinstance(b, LlamaCppBackend) and (b.parallel, b.ctx_size, b.threads) == (4, 8192, 2)
-    assert b.executable == "llama-server-vulkan"
+    assert b.executable == "auto"
 
 
 @pytest.mark.parametrize("backend,words", [
@@ -124,11 +130,22 @@ def test_a_missing_model_package_or_file_says_what_to_install(monkeypatch, tmp_p
 
 def test_a_missing_executable_says_which_package_to_install(monkeypatch, tmp_path, gguf):
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setattr(lc, "portable_installed", lambda: False)
+    python = str(tmp_path / "venv" / "bin" / "python")
+    with pytest.raises(BackendError) as ei:  # the default: neither packaged build is installed
+        server(cfg(gguf, executable="llama-server-vulkan"), tmp_path, python=python)
+    assert str(ei.value) == NOT_INSTALLED and PIP_INSTALL in NOT_INSTALLED and PIP_INSTALL_VULKAN in NOT_INSTALLED
     with pytest.raises(BackendError) as ei:
-        server(cfg(gguf, executable="llama-server-vulkan"), tmp_path, python=str(tmp_path / "venv" / "bin" / "python"))
+        server(cfg(gguf, executable="my-llama-server"), tmp_path, python=python)
     msg = str(ei.value)
-    assert msg.startswith("cannot find llama-server-vulkan on PATH or next to ") and PIP_INSTALL in msg
-    assert "\n" not in msg
+    assert msg.startswith("cannot find my-llama-server on PATH or next to ") and PIP_INSTALL in msg
+    with pytest.raises(BackendError) as ei:
+        server(cfg(gguf, executable=str(tmp_path / "llama-server-vulkan")), tmp_path, python=python)
+    assert PIP_INSTALL_VULKAN in str(ei.value) and PIP_INSTALL in str(ei.value)
+    with pytest.raises(BackendError, match="needs the xllamacpp package") as ei:
+        server(cfg(gguf, executable=PORTABLE_EXECUTABLE), tmp_path, python=python)
+    assert PIP_INSTALL in str(ei.value)
+    assert "\n" not in NOT_INSTALLED + msg
 
 
 def test_the_executable_is_found_on_path_else_beside_python(tmp_path):
@@ -173,6 +190,96 @@ def test_engine_problem_names_the_install_then_the_cpu(tmp_path, gguf):
     assert engine_problem(executable=str(exe), model=str(gguf), flags=AVX512) is None
 
 
+# ---------------------------------------------------------------- which build: AVX-512 (Vulkan) or portable
+
+@pytest.mark.parametrize("vulkan,flags,portable,expected", [
+    (True, AVX512, True, "vulkan"),
+    (True, None, False, "vulkan"),      # flags unknown (not Linux): let it try
+    (True, AVX2, True, "portable"),     # this machine: no AVX-512
+    (False, AVX512, True, "portable"),
+    (True, AVX2, False, NO_AVX512),
+    (False, AVX2, False, NOT_INSTALLED),
+    (False, {"fpu", "sse2"}, True, NO_AVX2),
+])
+def test_auto_picks_the_avx512_build_only_where_the_cpu_has_it(vulkan, flags, portable, expected, monkeypatch,
+                                                                  tmp_path):
+    venv = tmp_path / "venv" / "bin"
+    venv.mkdir(parents=True)
+    if vulkan:
+        executable(venv, "llama-server-vulkan")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setattr(lc, "portable_installed", lambda: portable)
+    monkeypatch.setattr(lc.platform, "machine", lambda: "x86_64")
+    python = str(venv / "python")
+    if expected in ("vulkan", "portable"):
+        want = [str(venv / "llama-server-vulkan")] if expected == "vulkan" else [python, "-m", PORTABLE_MODULE]
+        assert resolve_engine(AUTO, flags, python) == want
+    else:
+        with pytest.raises(BackendError) as ei:
+            resolve_engine(AUTO, flags, python)
+        assert str(ei.value) == expected
+
+
+def test_the_default_name_means_auto_and_a_path_insists(gguf):
+    assert requested_executable(cfg(gguf, executable="llama-server-vulkan")) == AUTO  # the config's default
+    assert requested_executable(LlamaCppBackend(type="llamacpp", model="m.gguf")) == AUTO
+    assert requested_executable(cfg(gguf, executable="auto")) == AUTO
+    assert requested_executable(cfg(gguf, executable="/opt/llama-server-vulkan")) == "/opt/llama-server-vulkan"
+    assert requested_executable(cfg(gguf, executable=PORTABLE_EXECUTABLE)) == PORTABLE_EXECUTABLE
+
+
+def test_portable_build_needs_avx2_on_x86_only():
+    assert portable_problem(AVX2, "x86_64") is None and portable_problem(None, "x86_64") is None
+    assert portable_problem({"sse2"}, "x86_64") == NO_AVX2 and "\n" not in NO_AVX2
+    assert portable_problem({"fp", "asimd"}, "aarch64") is None
+
+
+def test_the_portable_build_is_launched_as_python_m_with_llama_server_flags(monkeypatch, tmp_path, gguf):
+    monkeypatch.setattr(lc, "portable_installed", lambda: True)
+    python = str(tmp_path / "python")
+    b = server(cfg(gguf, executable=PORTABLE_EXECUTABLE, parallel=4, threads=2), tmp_path, flags=AVX2, python=python)
+    assert b.child.argv[:5] == [python, "-m", "harness.backends.xllamacpp_server", "-m", str(gguf)]
+    assert b.portable and b.program == "llama-server (xllamacpp)"
+    args = xs.parser().parse_args(b.child.argv[3:])  # every flag the harness passes is one the wrapper reads
+    assert (args.model, args.parallel, args.threads, args.metrics, args.no_webui) == (str(gguf), 4, 2, True, True)
+
+
+class _Obj:
+    pass
+
+
+class _FakeXllamacpp:
+    """The attributes of xllamacpp.CommonParams that the wrapper sets, with their defaults."""
+
+    class CommonParams:
+        def __init__(self):
+            self.model, self.cpuparams, self.cpuparams_batch = _Obj(), _Obj(), _Obj()
+            self.cpuparams.n_threads = self.cpuparams_batch.n_threads = -1
+            self.model_alias, self.hostnames, self.port, self.endpoint_metrics, self.ui = set(), [], 0, False, True
+            self.n_parallel, self.n_ctx, self.n_batch, self.api_keys = 1, 0, 2048, []
+
+
+def test_the_wrapper_maps_llama_server_flags_onto_xllamacpp_params():
+    args = xs.parser().parse_args(["-m", "m.gguf", "--alias", "tiny", "--host", "127.0.0.1", "--port", "8123",
+                                   "--metrics", "--no-webui", "-np", "4", "-c", "4096", "-t", "2", "-b", "512"])
+    p = xs.params(args, _FakeXllamacpp, env={"LLAMA_API_KEY": KEY})
+    assert (p.model.path, p.model_alias, p.hostnames, p.port, p.endpoint_metrics, p.ui) == (
+        "m.gguf", {"tiny"}, ["127.0.0.1"], 8123, True, False)
+    assert (p.n_parallel, p.n_ctx, p.n_batch) == (4, 4096, 512)
+    assert (p.cpuparams.n_threads, p.cpuparams_batch.n_threads) == (2, 2)
+    assert p.api_keys == [KEY]
+    p = xs.params(xs.parser().parse_args(["-m", "m.gguf", "-t", "2", "-tb", "1"]), _FakeXllamacpp, env={})
+    assert (p.n_parallel, p.cpuparams.n_threads, p.cpuparams_batch.n_threads, p.api_keys) == (1, 2, 1, [])
+
+
+@pytest.mark.parametrize("argv,words", [(["-m", "m.gguf", "--no-such-flag"], "--no-such-flag"),
+                                        ([], "-m/--model is required")])
+def test_the_wrapper_refuses_bad_command_lines_like_llama_server(argv, words, capsys):
+    with pytest.raises(SystemExit) as ei:
+        sys.exit(xs.main(argv))
+    assert ei.value.code == 1 and words in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------- the key
 
 def test_key_goes_by_llama_api_key_never_argv(monkeypatch, tmp_path, gguf):
@@ -185,6 +292,16 @@ def test_key_goes_by_llama_api_key_never_argv(monkeypatch, tmp_path, gguf):
 def test_a_stray_llama_api_key_in_the_shell_does_not_reach_the_server(monkeypatch, tmp_path, gguf):
     monkeypatch.setenv("LLAMA_API_KEY", KEY)  # it would make the server refuse every keyless request
     assert "LLAMA_API_KEY" not in server(cfg(gguf), tmp_path).child_env()
+
+
+def test_openmp_threads_sleep_when_the_server_takes_every_core(monkeypatch, tmp_path, gguf):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.setattr(lc, "usable_cpus", lambda: 4)
+    assert server(cfg(gguf, threads=4), tmp_path).child_env()["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert server(cfg(gguf), tmp_path).child_env()["OMP_WAIT_POLICY"] == "PASSIVE"  # its default: every core
+    assert "OMP_WAIT_POLICY" not in server(cfg(gguf, threads=2), tmp_path).child_env()  # cores left free
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the shell's choice wins
+    assert server(cfg(gguf, threads=4), tmp_path).child_env()["OMP_WAIT_POLICY"] == "ACTIVE"
 
 
 def test_a_missing_key_variable_fails_before_launch(monkeypatch, tmp_path, gguf):

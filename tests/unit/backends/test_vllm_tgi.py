@@ -15,7 +15,7 @@ from tests.procs import wait_until
 from harness.backends import BackendError, make_backend
 from harness.backends.launched import free_port
 from harness.backends.tgi import TgiServer, tgi_argv
-from harness.backends.vllm import VllmServer, vllm_argv
+from harness.backends.vllm import REMOVED_FLAGS, VllmServer, vllm_argv
 from harness.config import TgiBackend, VllmBackend
 
 FAKES = Path(__file__).resolve().parents[2] / "fakes"
@@ -77,12 +77,74 @@ def test_vllm_argv_only_set_flags_and_extra_args_last():
                     "--tensor-parallel-size", "1", "--max-num-batched-tokens", "8192"]
 
 
-@pytest.mark.parametrize("arg", ["--disable-log-requests", "--disable-log-requests=true"])
-def test_vllm_removed_flag_refused_with_fix(arg):
+def test_vllm_disable_log_requests_is_passed_through():
+    # vLLM 0.33.0's FlexibleArgumentParser pairs --enable-log-requests with --disable-log-requests
+    # (EnableDisableAction, vllm/utils/argparse_utils.py): accepted, and the default (request logging off).
+    assert vllm_argv(vllm(extra_args=["--disable-log-requests"]), 8000)[-1] == "--disable-log-requests"
+    assert vllm_argv(vllm(extra_args=["--enable-log-requests"]), 8000)[-1] == "--enable-log-requests"
+    assert REMOVED_FLAGS == {}
+
+
+@pytest.mark.parametrize("args,flag,key", [
+    (["--host", "0.0.0.0"], "--host", "127.0.0.1"),
+    (["--port=9"], "--port", "`port`"),
+    (["--po", "9"], "--port", "`port`"),  # argparse abbreviation (allow_abbrev is on in vLLM's parser)
+    (["--served_model_name", "x"], "--served-model-name", "`served_model_name`"),  # _ reads as -
+    (["--served-m", "x"], "--served-model-name", "`served_model_name`"),
+    (["-tp", "2"], "--tensor-parallel-size", "`tensor_parallel_size`"),
+    (["-tp=2"], "--tensor-parallel-size", "`tensor_parallel_size`"),
+    (["-t", "2"], "--tensor-parallel-size", "`tensor_parallel_size`"),  # argparse reads -t as -tp
+    (["--tensor_parallel_size", "2"], "--tensor-parallel-size", "`tensor_parallel_size`"),
+    (["--model", "other/model"], "--model", "`model`"),
+    (["--uds", "/tmp/v.sock"], "--uds", "unreachable"),
+    (["--ssl-certfile", "c.pem"], "--ssl-certfile", "unreachable"),
+    (["--headless"], "--headless", "unreachable"),
+    (["--grpc"], "--grpc", "unreachable"),
+])
+def test_vllm_managed_flags_refused_in_every_spelling_vllm_reads(args, flag, key):
     with pytest.raises(BackendError) as ei:
-        vllm_argv(vllm(extra_args=[arg]), 8000)
+        vllm_argv(vllm(extra_args=["--enforce-eager", *args]), 8000)
     msg = str(ei.value)
-    assert "\n" not in msg and "--disable-log-requests" in msg and "0.12" in msg and "--enable-log-requests" in msg
+    assert msg.startswith(f"vLLM extra_args: {flag}") and key in msg and "\n" not in msg
+    given = args[0].split("=", 1)[0]
+    assert (f"vLLM reads {given} as {flag}" in msg) == (given != flag)
+
+
+@pytest.mark.parametrize("args,key", [(["--max-model-len", "auto"], "max_model_len"), (["-q", "awq"], "quantization"),
+                                      (["-qawq"], "quantization"), (["--max_num_seqs=8"], "max_num_seqs"),
+                                      (["--dtype", "half"], "dtype"),
+                                      (["--gpu-memory-utilization", "0.5"], "gpu_memory_utilization")])
+def test_vllm_keyed_flags_pass_alone_and_are_refused_beside_their_key(args, key):
+    assert vllm_argv(vllm(extra_args=args), 8000)[-len(args):] == args  # e.g. --max-model-len auto: no key says it
+    values = {"max_model_len": 4096, "quantization": "awq", "max_num_seqs": 8, "dtype": "half",
+              "gpu_memory_utilization": 0.9}
+    with pytest.raises(BackendError, match=f"`{key}` key: set it there only"):
+        vllm_argv(vllm(extra_args=args, **{key: values[key]}), 8000)
+
+
+@pytest.mark.parametrize("args", [["--max-num-batched-tokens", "8192"], ["--tokenizer-mode", "auto"],
+                                  ["--model-impl", "vllm"], ["--grpc-port", "50051"], ["--hf-token"],
+                                  ["--hf-token", "--enforce-eager"], ["--no-enable-log-requests"]])
+def test_vllm_other_flags_pass_through(args):
+    assert vllm_argv(vllm(extra_args=args), 8000)[-len(args):] == args
+
+
+@pytest.mark.parametrize("extra", [["--api_key", KEY], [f"--api_key={KEY}"], ["--api-k", KEY], ["--api-key.0", KEY],
+                                   ["--hf-token", KEY], [f"--hf_token={KEY}"]])
+def test_vllm_secrets_in_any_spelling_refused_when_the_scenario_is_read(extra):
+    from harness.config import ConfigError, parse_scenario
+
+    with pytest.raises(ConfigError) as ei:
+        parse_scenario({"name": "k", "backend": {"type": "vllm", "model": "m", "extra_args": extra}})
+    msg = str(ei.value)
+    assert KEY not in msg and "\n" not in msg and ("api_key_env" in msg or "HF_TOKEN" in msg)
+
+
+def test_vllm_secret_spellings_still_refused_by_the_launcher():
+    cfg = vllm().model_copy(update={"extra_args": ["--api_key", KEY]})  # built without validation
+    with pytest.raises(BackendError, match="api_key_env") as ei:
+        vllm_argv(cfg, 8000)
+    assert KEY not in str(ei.value)
 
 
 @pytest.mark.parametrize("backend", [{"type": "vllm", "model": "m"}, {"type": "tgi", "model_id": "m"},
