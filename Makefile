@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo demo-matrix demo-real test fuzz bench clean
+.PHONY: install demo demo-matrix demo-real sim-validate test fuzz bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -42,6 +42,10 @@ test: install
 # (about an hour on 2 cores).
 fuzz: install
 	FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -q -p no:cacheprovider --timeout=0 -s tests/fuzzing/test_cli_fuzz.py
+
+# The simulator against published measurements (docs/sim-validation.md), about a minute.
+sim-validate: install
+	$(BIN)/slabench sim validate
 
 # Speed and capacity figures (never timed in unit tests).
 bench: install

@@ -11,6 +11,8 @@ Sections (all by default; `--only NAME[,NAME]` runs some):
   timing-accuracy  TTFT inflation (client-reported TTFT minus the sim's fixed 50 ms) at 16, 64
                    and 256 streams (median of 3 runs each), next to how late the sim itself released tokens
   scoring          write_reports() on a synthetic run folder of 1,000,000 records: time and peak RSS
+  sim-validation   the simulator against published measurements (harness/sim/validation/points.yaml):
+                   the `slabench sim validate` table, median absolute error and share inside bands
 
 Everything talks only to 127.0.0.1, runs for a bounded time, and every child process (sim,
 Locust, scoring child) is torn down on exit, on error and on Ctrl-C. The figures depend on the
@@ -39,7 +41,8 @@ sys.path.insert(1, str(Path(__file__).resolve().parent))  # the bench_* helpers 
 import bench_proc  # noqa: E402
 import bench_scoring  # noqa: E402
 
-SECTIONS = ("sim-offline", "sim-capacity", "client-capacity", "timing-accuracy", "scoring")
+SECTIONS = ("sim-offline", "sim-capacity", "client-capacity", "timing-accuracy", "scoring", "sim-validation",
+            "matrix")
 
 # Reference client costs per 128-token streamed request (CPU ms), for scale next to ours.
 CLIENT_REFERENCES = (("bare asyncio (raw sockets)", "~0.1 ms"),
@@ -498,6 +501,42 @@ def _scoring_child(run_dir: Path, tmp: Path, limit_s: float, profile_top: int) -
     return out
 
 
+# ---------------------------------------------------------------------------------- 6. sim-validation
+
+def sim_validation(args: argparse.Namespace, tmp: Path) -> list[Figure]:
+    """Every published point through the offline sim: the validation table and its two figures."""
+    from harness.sim.validation import format_table, load_points, run_points, summarize
+
+    points = load_points()
+    say(f"  {len(points.points)} published points from {len(points.sources)} sources (docs/sim-validation.md)")
+    results = run_points(points)
+    for line in format_table(results).splitlines():
+        say(f"  {line}" if line else "")
+    s = summarize(results)
+    figures = [Figure("sim-validation", "median absolute error", f"{s.median_abs_error * 100:.1f} %", "< 15 %",
+                      s.median_abs_error < 0.15),
+               Figure("sim-validation", "points inside their bands", f"{s.inside}/{s.points} "
+                      f"({s.inside_share * 100:.0f} %)", ">= 90 %", s.inside_share >= 0.9)]
+    if s.worst is not None:
+        figures.append(Figure("sim-validation", "worst point", f"{s.worst.point.id} ({s.worst.error * 100:+.0f} %)"))
+    return figures
+
+
+# -------------------------------------------------------------------------------------------- 7. matrix
+
+def matrix(args: argparse.Namespace, tmp: Path) -> list[Figure]:
+    """The shipped GPU matrix end to end offline (what `make demo-matrix` runs): wall seconds."""
+    from harness.decide.matrix import run_matrix
+
+    root = Path(__file__).resolve().parents[1]
+    t0 = time.perf_counter()
+    res = run_matrix(root / "scenarios" / "matrix-gpus.yaml", tmp / "matrix-gpus", echo=lambda s: None)
+    wall = time.perf_counter() - t0
+    rec = (res.recommendation or {}).get("variant")
+    say(f"  {len(res.rows)} variants in {wall:.1f} s; recommendation: {rec}")
+    return [Figure("matrix", "matrix-gpus.yaml offline, 15 variants", f"{wall:.1f} s", "< 60 s", wall < 60)]
+
+
 # -------------------------------------------------------------------------------------------- main
 
 def print_table(figures: list[Figure]) -> None:
@@ -538,7 +577,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background
     run = {"sim-offline": sim_offline, "sim-capacity": sim_capacity, "client-capacity": client_capacity,
-           "timing-accuracy": timing_accuracy, "scoring": scoring}
+           "timing-accuracy": timing_accuracy, "scoring": scoring, "sim-validation": sim_validation,
+           "matrix": matrix}
     client_core, server_core = bench_proc.cores()
     say(f"slabench bench on {os.cpu_count()} CPUs ({'client core %s, server core %s' % (client_core, server_core) if client_core is not None else 'no pinning: one CPU'}); "
         f"python {sys.version.split()[0]}")

@@ -77,9 +77,13 @@ class QuantSpec:
 # Catalog facts (hardware.md table). NVML names and MiB totals are what nvidia-smi shows on these
 # parts; TDP / clocks are the datasheet board power and boost clock. Idle power ~ 10-15 % of TDP.
 # interconnect: NVLink 600 GB/s (A100 SXM), 900 GB/s (H100 SXM / H200); PCIe Gen4/5 x16 otherwise.
+# A10G tensor peaks: NVIDIA publishes none for the AWS part; the A10 datasheet's 125 TFLOPS FP16 /
+# 250 TOPS INT8 (dense), which vLLM's llm-compressor docs also list for the A10G, fit its measured
+# prefill (validation point llmcompressor-l3-8b-fp16-a10g-sharegpt-1qps-ttft); the 70 TFLOPS an
+# analysis tool's config gives put that TTFT ~50 % too slow.
 GPUS: dict[str, GpuSpec] = {g.id: g for g in [
     GpuSpec("t4", "Tesla T4", 15360, 320, 65, 130, None, 7.5, 70, 10, 1590, 32),
-    GpuSpec("a10g", "NVIDIA A10G", 23028, 600, 70, 140, None, 8.6, 300, 25, 1710, 32),
+    GpuSpec("a10g", "NVIDIA A10G", 23028, 600, 125, 250, None, 8.6, 300, 25, 1710, 32),
     GpuSpec("l4", "NVIDIA L4", 23034, 300, 121, 242.5, 242.5, 8.9, 72, 16, 2040, 32),
     GpuSpec("a100-40gb", "NVIDIA A100-SXM4-40GB", 40960, 1555, 312, 624, None, 8.0, 400, 55, 1410, 600),
     GpuSpec("a100-80gb", "NVIDIA A100-SXM4-80GB", 81920, 2039, 312, 624, None, 8.0, 400, 60, 1410, 600),
@@ -94,6 +98,9 @@ MODELS: dict[str, ModelSpec] = {m.id: m for m in [
     ModelSpec("llama-3-8b", "meta-llama/Meta-Llama-3-8B", 32, 4096, 32, 8, 14336, 128256, 8.03, 8192),
     ModelSpec("mistral-7b", "mistralai/Mistral-7B-v0.1", 32, 4096, 32, 8, 14336, 32000, 7.24, 32768),
     ModelSpec("llama-3-70b", "meta-llama/Meta-Llama-3-70B", 80, 8192, 64, 8, 28672, 128256, 70.55, 8192),
+    # Llama-2-70B (config.json of meta-llama/Llama-2-70b-hf): the model of TensorRT-LLM's and MLPerf's
+    # published 70B throughput tables (validation points trtllm-*-llama2-70b-*).
+    ModelSpec("llama-2-70b", "meta-llama/Llama-2-70b-hf", 80, 8192, 64, 8, 28672, 32000, 68.98, 4096),
 ]}
 
 # Weight-only int4 (AWQ/GPTQ): 4 bits + a fp16 scale/zero per group of 128 ≈ 4.25 bits; we round to

@@ -1,4 +1,4 @@
-"""CLI seam: `serve` and `list` subcommands of the simulated server (the harness's contract).
+"""CLI seam: `serve`, `list` and `validate` subcommands of the simulated server (the harness's contract).
 
 `serve` prints exactly one stdout line once listening:
     slabench-sim: serving MODEL (flavor FLAVOR) on http://HOST:PORT
@@ -119,6 +119,11 @@ def _parser(cls: type[argparse.ArgumentParser] = _Parser, prog: str = "python -m
     g.add_argument("--rate-limit-burst", type=_RATE, default=None, help="bucket size (default: max(1, rate))")
     ls = sub.add_parser("list", help="print the GPU and model catalogs")
     ls.add_argument("--catalog", default=None)
+    va = sub.add_parser("validate", help="run published measurements through the offline sim and print "
+                        "published vs simulated (docs/sim-validation.md)")
+    va.add_argument("--points", default=None, help="points YAML file (default: the shipped set, "
+                    "harness/sim/validation/points.yaml)")
+    va.add_argument("--catalog", default=None, help="YAML file adding GPUs / models the points refer to")
     return p
 
 
@@ -146,6 +151,12 @@ def main(argv: list[str] | None = None, prog: str = "python -m harness.sim") -> 
     try:
         if args.cmd == "list":
             print(load_catalog(args.catalog).describe())
+            return 0
+        if args.cmd == "validate":
+            from .validation import format_table, load_points, run_points  # the offline path: loaded on use
+
+            points = load_points(args.points, args.catalog)
+            print(format_table(run_points(points, args.catalog)), flush=True)
             return 0
         return asyncio.run(serve(_options(args)))
     except SimConfigError as exc:

@@ -7,43 +7,10 @@ would preempt or run out of token budget fall back to the reference `Scheduler.s
 
 from __future__ import annotations
 
-from typing import Callable
-
-from .perfmodel import (ALLREDUCE_LATENCY_S, BANDWIDTH_FRACTION, BLOCK_SIZE_TOKENS, FLOPS_FRACTION,
-                        PER_SEQ_OVERHEAD_S, STEP_OVERHEAD_S, Deployment, blocks_for, kernel_efficiency)
+from .perfmodel import BLOCK_SIZE_TOKENS, blocks_for, step_pricer
 from .scheduler import Scheduler, SimRequest
 
-Pricer = Callable[[int, int, list[tuple[int, int]]], float]
-
-
-def step_pricer(dep: Deployment) -> Pricer:
-    """`price(n_decode, decode_ctx_sum, prefill_chunks) -> step seconds`, bit-identical to
-    `dep.step_cost(...).time_s`: the same float operations in the same order, constants hoisted."""
-    eff = kernel_efficiency(dep.gpu, dep.quant)
-    m, tp = dep.model, dep.tp
-    weight, kvb = dep.weight_bytes_per_gpu, dep.kv_bytes_per_token
-    mem_den = dep.gpu.bandwidth_gbps * 1e9 * BANDWIDTH_FRACTION * eff
-    flop_den = dep._peak_flops * FLOPS_FRACTION * eff
-    p2, lh4 = 2 * m.params, 4 * m.layers * m.hidden
-
-    def price(n_dec: int, dec_sum: int, prefill: list[tuple[int, int]]) -> float:
-        if prefill:
-            tokens = n_dec + sum(c for c, _ in prefill)
-            kv_read = dec_sum + sum(ctx for _, ctx in prefill)
-            attn_ctx = dec_sum + sum(c * (ctx - c / 2) for c, ctx in prefill)
-        else:
-            tokens, kv_read, attn_ctx = n_dec, dec_sum, dec_sum
-        if tokens == 0:
-            return 0.0
-        memory_s = (weight + kv_read * kvb / tp) / mem_den
-        compute_s = (p2 * tokens + lh4 * attn_ctx) / tp / flop_den
-        comm_s = 0.0
-        if tp > 1:
-            volume = tokens * m.hidden * 2 * 2 * (tp - 1) / tp
-            comm_s = 2 * m.layers * (ALLREDUCE_LATENCY_S + volume / (dep.gpu.interconnect_gbps * 1e9))
-        return max(memory_s, compute_s) + comm_s + STEP_OVERHEAD_S + PER_SEQ_OVERHEAD_S * (n_dec + len(prefill))
-
-    return price
+__all__ = ["FastScheduler", "step_pricer"]  # step_pricer: the perfmodel's, priced as step_cost prices
 
 
 class FastScheduler(Scheduler):

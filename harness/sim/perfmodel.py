@@ -1,60 +1,91 @@
-"""Performance-model seam: memory budget and roofline step time of one engine step on a GPU.
+"""Performance-model seam: memory budget and the time of one engine step on a GPU.
 
 `Deployment` = GPU x model x quantization x tensor parallelism. It checks that the weights fit,
-sizes the KV cache, and prices a step (decode tokens + prefill chunks) in simulated seconds.
+sizes the KV cache, and prices a step (decode tokens + prefill chunks) in simulated seconds: bytes
+read + FLOPs done + TP all-reduces + fixed costs, each constant fitted to published points.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Callable
 
 from .catalog import GpuSpec, ModelSpec, QuantSpec, SimConfigError
 
 # ---- calibration constants ------------------------------------------------------------------
-# Achieved fraction of peak HBM/GDDR bandwidth during decode, and fixed cost per engine step.
-# Calibrated on two published vLLM runs of Llama-3.1-8B BF16 at concurrency 1:
-#  * A100 40GB, vLLM 0.23.0, 1024 in / 128 out: ~75 tok/s = 13.3 ms/token, "roughly 77% of the
-#    memory-bandwidth ceiling" (https://johnmusgrave.com/p/vllm-throughput-latency-sweep-on).
-#    Model: (16.06 GB weights + 0.13 GB KV) / (1555 GB/s x 0.85) + 1.0 ms = 13.3 ms.
-#  * H100-80GB-HBM3, vLLM 0.21.0 fp16, chatbot-short: TPOT p50 6.48 ms, TTFT p50 13.98 ms
-#    (https://yobitelcomm.github.io/bench/recipes/concurrency-sweep/). Model: 16.1/(3350x0.85)+1.0
-#    = 6.7 ms (3 % high).
-BANDWIDTH_FRACTION = 0.85
-STEP_OVERHEAD_S = 0.0010  # kernel launches, sampling, scheduler; "order of a millisecond"
+# Each constant names the validation points (harness/sim/validation/points.yaml) that fit it;
+# `slabench sim validate` shows how every point lands. docs/sim-validation.md explains the model.
+#
+# Decode at small batch reads every weight once per step. Two single-stream decode points fit the
+# achieved bandwidth fraction and the fixed per-step time together (the 8B bf16 model on a slow and a
+# fast HBM part): musgrave-l31-8b-bf16-a100-40-c1-tpot (13.3 ms) and
+# inferencebench-l31-8b-fp16-h100-c1-tpot (6.48 ms): 16.2 GB / (BW x f) + o gives f = 0.82, o = 0.64 ms.
+BANDWIDTH_FRACTION = 0.82
+# The fixed time splits into a per-step part (sampling, scheduling) and a per-layer part (the ~8
+# kernels a decoder layer launches have a latency floor, CUDA graphs or not): 0.16 ms + 32 x 15 us is
+# the 0.64 ms above, and the per-layer part is what makes 80-layer models slower than their bytes
+# (nim-l33-70b-*-c1-itl) and fast-HBM parts (H200) less far ahead at batch 1 than bandwidth says.
+STEP_OVERHEAD_S = 0.00016
+LAYER_OVERHEAD_S = 15e-6
 PER_SEQ_OVERHEAD_S = 10e-6  # CPU-side per running sequence per step (input prep, detokenize)
-# TODO(calibrate): achieved fraction of tensor peak in prefill GEMMs. 0.6 sits under the ~0.7
-# ceiling analytical tools use (hardware.md); no published prefill-only vLLM number was found that
-# states prompt length, GPU and precision together.
-FLOPS_FRACTION = 0.60
+# Prefill and large-batch steps: GEMMs run at GEMM_FRACTION of the tensor peak, and their math does
+# not hide the weight read (see `_parts`: the step is memory + compute, not the larger of the two).
+# One constant fits both of TensorRT-LLM's batch-1 first-token latencies of Llama-2-7B FP16 on A100:
+# trtllm05-llama2-7b-fp16-a100-2048in-ttft (133 ms: 124 ms of GEMMs at 0.71 x 312 TFLOPS + the
+# 8 ms weight read) and ...-128in-ttft (16 ms: 7.5 ms of math + 8 ms of weights, which a max() would
+# put at 9 ms). Checked by nim-guard-8b-bf16-a100-500in-c1-ttft, the A10G TTFT point and the
+# prefill-bound saturated points (trtllm-*-2048-128-tput).
+GEMM_FRACTION = 0.71
 # API-server time before the engine sees a request and after the first token (HTTP parse,
-# tokenize, detokenize). The H100 run above has TTFT 14 ms where the model's prefill of a short
-# prompt is ~7 ms: the rest (~5-7 ms) is frontend; we charge 5 ms once per request.
+# tokenize, detokenize): the H100 c1 point has TTFT 14 ms where prefill of a short prompt is ~7 ms.
 FRONTEND_OVERHEAD_S = 0.005
-# TODO(calibrate): memory reserved per GPU outside weights and KV (CUDA context, CUDA graphs,
-# activation peak of a max-size chunked-prefill step, NCCL buffers). 1 GiB fixed + activations.
+# Memory reserved per GPU outside weights and KV (CUDA context, CUDA graphs, activation peak of a
+# max-size chunked-prefill step, NCCL buffers): 1 GiB fixed + activations. Not fitted: no published
+# run states its KV-cache size next to the numbers used here.
 WORKSPACE_FIXED_BYTES = 1 << 30
 ACTIVATION_BYTES_PER_BATCHED_TOKEN_PER_INTERMEDIATE = 4  # ~2 live fp16 MLP tensors
-# TODO(calibrate): per-layer all-reduce latency with TP>1 (two all-reduces per layer: after
-# attention and after the MLP). ~8 us is the NCCL small-message latency order on NVLink.
+# Two all-reduces per layer with TP > 1: latency + ring volume over the interconnect. ~8 us is the
+# NCCL small-message latency on NVLink; with the per-layer time above it puts the TP2 70B decode
+# points (nim-l33-70b-fp8-tp2-h100-*-c1-itl) within a few percent.
 ALLREDUCE_LATENCY_S = 8e-6
 KV_DTYPE_BYTES = 2  # fp16/bf16 KV cache (the default --kv-cache-dtype auto)
 BLOCK_SIZE_TOKENS = 16  # vLLM's default KV block size
 
 
-def kernel_efficiency(gpu: GpuSpec, quant: QuantSpec) -> float:
-    """Per-GPU, per-scheme kernel quality (multiplies both achieved fractions).
+def efficiencies(gpu: GpuSpec, quant: QuantSpec) -> tuple[float, float]:
+    """(memory, compute) kernel quality of a quantization scheme on a GPU, relative to 16-bit.
 
-    TODO(calibrate): judgement values. Turing (cc 7.5) lacks Marlin kernels, so int4 falls back to
-    slow GEMV kernels; FP8 emulated as W8A16 on Ampere loses some; W8A8 INT8 is well supported.
+    Memory: how close the scheme's decode GEMV gets to the bandwidth 16-bit weights reach.
+    Compute: how close its prefill GEMM gets to the tensor peak it runs at (`_peak_flops`).
     """
+    ampere = gpu.compute_capability >= 8.0
     if quant.id in ("fp16", "bf16"):
-        return 1.0
-    if quant.id in ("awq", "gptq"):
-        return 0.55 if gpu.compute_capability < 8.0 else 0.85
-    if quant.id == "fp8":
-        return 0.9 if gpu.fp8_tflops else 0.8
-    return 0.9  # int8 W8A8
+        return 1.0, 1.0
+    # Weight-only schemes (int4 AWQ/GPTQ; FP8 on a GPU without FP8 tensor cores, W8A16): on Ampere+
+    # the Marlin kernels stream the packed weights at the bandwidth 16-bit weights reach
+    # (llmcompressor-l3-8b-int4-a10g-*-tpot, llmcompressor-l3-8b-fp8w-a10g-*-tpot), and large GEMMs
+    # dequantize on the way, at about half the 16-bit GEMM rate: vllm2566-mistral-7b-awq-a100-* fit
+    # 0.5; 0.55 keeps W8A16 no slower than 16-bit at decode batch 64, as Marlin's batch scaling shows.
+    # Turing has no Marlin: its AWQ GEMV reaches 0.6 of the bandwidth (autoawq92-mistral-7b-awq-t4-b1-tpot).
+    weight_only = quant.id in ("awq", "gptq") or (quant.id == "fp8" and not gpu.fp8_tflops)
+    if weight_only:
+        return (1.0 if ampere else 0.6), 0.55
+    # W8A8 (FP8 on Hopper/Ada, INT8): the scaled-mm GEMV loses some bandwidth at small batch
+    # (nim-l33-70b-fp8-tp2-h100-*-c1-itl) and the GEMMs some of the doubled peak
+    # (trtllm-l31-8b-fp8-*-tput, llmcompressor-l3-8b-int8-a10g-offline-tput).
+    return 0.9, 0.9
+
+
+Pricer = Callable[[int, int, list[tuple[int, int]]], float]
+
+
+def step_pricer(dep: "Deployment") -> Pricer:
+    """`price(n_decode, decode_ctx_sum, prefill_chunks) -> step seconds` (what `step_cost` returns as
+    time_s, bit for bit): the hot path of the fast scheduler, constants hoisted."""
+    parts = dep._parts
+    return lambda n_dec, dec_sum, prefill: parts(n_dec, dec_sum, prefill)[0]
 
 
 @dataclass(frozen=True)
@@ -77,6 +108,7 @@ class Deployment:
     tp: int = 1
     gpu_memory_utilization: float = 0.92
     max_batched_tokens: int = 2048
+    kv_dtype_bytes: int = KV_DTYPE_BYTES  # 1: fp8 KV cache (--kv-cache-dtype fp8)
 
     # ---- memory ----
     @property
@@ -98,7 +130,7 @@ class Deployment:
 
     @property
     def kv_bytes_per_token(self) -> int:
-        return self.model.kv_bytes_per_token(KV_DTYPE_BYTES)
+        return self.model.kv_bytes_per_token(self.kv_dtype_bytes)
 
     @property
     def kv_budget_bytes_per_gpu(self) -> float:
@@ -157,34 +189,59 @@ class Deployment:
             return g.int8_tops * 1e12
         return g.fp16_tflops * 1e12
 
+    @cached_property
+    def _parts(self) -> Callable[[int, int, list[tuple[int, int]]], tuple[float, float, float]]:
+        """The step model as one closure: (n_decode, decode_ctx_sum, prefill_chunks) -> (time, memory, compute).
+
+        Memory: every step reads the weights once plus the KV of every token attended to.
+        Compute: transformer-block GEMMs at 2 FLOPs per weight per token (the embedding is a lookup; the
+        LM head runs once per sequence) at the scheme's tensor peak; attention (4 x layers x hidden per
+        attended position) at the 16-bit peak; both at GEMM_FRACTION. The step takes memory + compute:
+        at batch 1 the math is ~1 % of the weight read and at 2,048 prompt tokens the read is ~6 % of the
+        math, so max() and the sum agree there; in between (short prompts, decode batches of hundreds)
+        the published points follow the sum. Plus all-reduces with TP and per-step, per-layer and
+        per-sequence overhead.
+        """
+        m, tp, g = self.model, self.tp, self.gpu
+        mem_eff, comp_eff = efficiencies(g, self.quant)
+        weight, kvb = self.weight_bytes_per_gpu, self.kv_bytes_per_token / tp
+        mem_rate = g.bandwidth_gbps * 1e9 * BANDWIDTH_FRACTION * mem_eff
+        head = m.vocab * m.hidden
+        block_flops = 2 * max(m.params - 2 * head, 0.0) / tp  # per token, per GPU
+        head_flops = 2 * head / tp  # per sequence, per GPU
+        lin_rate = self._peak_flops * GEMM_FRACTION * comp_eff
+        attn_flops = 4 * m.layers * m.hidden / tp  # per attended position, per GPU
+        attn_rate = g.fp16_tflops * 1e12 * GEMM_FRACTION
+        fixed = STEP_OVERHEAD_S + LAYER_OVERHEAD_S * m.layers
+        comm_lat = 2 * m.layers * ALLREDUCE_LATENCY_S if tp > 1 else 0.0
+        # ring all-reduce of fp16 activations, twice per layer: bytes per token over the link
+        comm_per_token = 2 * m.layers * m.hidden * 2 * 2 * (tp - 1) / tp / (g.interconnect_gbps * 1e9)
+
+        def parts(n_dec: int, dec_sum: int, prefill: list[tuple[int, int]]) -> tuple[float, float, float]:
+            if prefill:
+                tokens = n_dec + sum(c for c, _ in prefill)
+                kv_read = dec_sum + sum(ctx for _, ctx in prefill)
+                attn_ctx = dec_sum + sum(c * (ctx - c / 2) for c, ctx in prefill)
+            else:
+                tokens, kv_read, attn_ctx = n_dec, dec_sum, dec_sum
+            if tokens == 0:
+                return 0.0, 0.0, 0.0
+            seqs = n_dec + len(prefill)
+            memory_s = (weight + kv_read * kvb) / mem_rate
+            compute_s = (block_flops * tokens + head_flops * seqs) / lin_rate + attn_flops * attn_ctx / attn_rate
+            comm_s = comm_lat + comm_per_token * tokens if tp > 1 else 0.0
+            time_s = memory_s + compute_s + comm_s + fixed + PER_SEQ_OVERHEAD_S * seqs
+            return time_s, memory_s, compute_s
+
+        return parts
+
     def step_cost(self, decode_context_tokens: list[int], prefill_chunks: list[tuple[int, int]]) -> StepCost:
         """Time of one engine step.
 
         decode_context_tokens: the context length of each sequence decoding one token this step.
         prefill_chunks: (chunk tokens, context length after the chunk) per prefilling sequence.
-        Memory: every step reads the weights once plus the KV of every sequence in the batch.
-        Compute: 2 x params FLOPs per token + attention (4 x layers x hidden x context per token).
-        The step takes the larger of the two (roofline), plus fixed and per-sequence overhead.
         """
-        eff = kernel_efficiency(self.gpu, self.quant)
-        m = self.model
-        tokens = len(decode_context_tokens) + sum(c for c, _ in prefill_chunks)
-        if tokens == 0:
-            return StepCost(0.0, 0.0, 0.0)
-        kv_read = sum(decode_context_tokens) + sum(ctx for _, ctx in prefill_chunks)
-        bytes_per_gpu = self.weight_bytes_per_gpu + kv_read * self.kv_bytes_per_token / self.tp
-        memory_s = bytes_per_gpu / (self.gpu.bandwidth_gbps * 1e9 * BANDWIDTH_FRACTION * eff)
-        attn_ctx = sum(decode_context_tokens) + sum(c * (ctx - c / 2) for c, ctx in prefill_chunks)
-        flops = 2 * m.params * tokens + 4 * m.layers * m.hidden * attn_ctx
-        compute_s = flops / self.tp / (self._peak_flops * FLOPS_FRACTION * eff)
-        comm_s = 0.0
-        if self.tp > 1:
-            # Ring all-reduce of the fp16 activations, twice per layer.
-            volume = tokens * m.hidden * 2 * 2 * (self.tp - 1) / self.tp
-            comm_s = 2 * m.layers * (ALLREDUCE_LATENCY_S + volume / (self.gpu.interconnect_gbps * 1e9))
-        seqs = len(decode_context_tokens) + len(prefill_chunks)
-        time_s = max(memory_s, compute_s) + comm_s + STEP_OVERHEAD_S + PER_SEQ_OVERHEAD_S * seqs
-        return StepCost(time_s, memory_s, compute_s)
+        return StepCost(*self._parts(len(decode_context_tokens), sum(decode_context_tokens), prefill_chunks))
 
 
 def default_max_num_seqs(gpu: GpuSpec) -> tuple[int, int]:

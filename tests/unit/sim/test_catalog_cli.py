@@ -8,7 +8,7 @@ from harness.sim.perfmodel import Deployment
 
 USER_IDS = {
     "gpus": ["t4", "a10g", "l4", "a100-40gb", "a100-80gb", "h100-sxm", "h100-pcie", "h200"],
-    "models": ["llama-2-7b", "llama-2-13b", "llama-3-8b", "mistral-7b", "llama-3-70b"],
+    "models": ["llama-2-7b", "llama-2-13b", "llama-3-8b", "mistral-7b", "llama-3-70b", "llama-2-70b"],
     "quants": ["fp16", "bf16", "fp8", "int8", "awq", "gptq"],
 }
 
@@ -24,7 +24,8 @@ def test_catalog_has_the_ids_users_type():
 def test_kv_bytes_per_token_match_hardware_md():
     cat = default_catalog()
     kib = {m: cat.model(m).kv_bytes_per_token() // 1024 for m in cat.models}
-    assert kib == {"llama-2-7b": 512, "llama-2-13b": 800, "llama-3-8b": 128, "mistral-7b": 128, "llama-3-70b": 320}
+    assert kib == {"llama-2-7b": 512, "llama-2-13b": 800, "llama-3-8b": 128, "mistral-7b": 128, "llama-3-70b": 320,
+                   "llama-2-70b": 320}
 
 
 def test_unknown_ids_name_the_flag_and_choices():

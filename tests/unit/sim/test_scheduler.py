@@ -42,10 +42,11 @@ def test_fifo_admission():
     cfg = SchedulerConfig(max_num_seqs=4, max_batched_tokens=4096, kv_blocks=DEP.kv_blocks)
     trace = [TraceRequest(i * 0.001, 100, 50) for i in range(20)]
     res = simulate(trace, DEP, cfg).requests
+    # arrival + (admitted - arrival) rounds differently per request: compare to a float's last bits
     admitted = [r.arrival_s + r.queue_s for r in res]
-    assert admitted == sorted(admitted)
+    assert all(b >= a - 1e-12 for a, b in zip(admitted, admitted[1:]))
     firsts = [r.arrival_s + r.ttft_s for r in res]
-    assert firsts == sorted(firsts)
+    assert all(b >= a - 1e-12 for a, b in zip(firsts, firsts[1:]))
 
 
 def throughput(n, cfg):
