@@ -31,11 +31,11 @@ demo-real: install
 demo-matrix: install
 	$(BIN)/slabench matrix scenarios/matrix-gpus.yaml
 
-# Unit and fuzz tests (CPU-bound, no timing) on both cores; the integration tests (real processes on
-# the real clock, some judging schedule lag) one at a time, so no test's timing shares a core.
+# Both cores: unit and fuzz tests first, then the integration tests (real processes, mostly waiting on
+# the clock), two files at a time; a file's tests stay on one worker (--dist loadfile).
 test: install
 	$(BIN)/python -m pytest -q -rs -p no:cacheprovider -n 2 tests/unit tests/fuzzing
-	$(BIN)/python -m pytest -q -rs -p no:cacheprovider tests/integration
+	$(BIN)/python -m pytest -q -rs -p no:cacheprovider -n 2 --dist loadfile tests/integration
 
 # The fail-closed contract under 10,000 generated inputs (scenario, SLA, dataset files, records, run
 # folders): exit 0/1/2 only, no traceback, bounded time, exit 1 only after a valid run. Prints the counts
