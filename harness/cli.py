@@ -195,7 +195,7 @@ def _verdict_code(summary: dict, gate: bool, allow_inconclusive: bool = False) -
         hint = f"a run of about {more} requests" if more else "a longer run"
         from harness.report.fmt import plural
 
-        what = (f"{plural(len(inconclusive), 'hard SLA rows')} INCONCLUSIVE (too few samples): run {hint}"
+        what = (f"{plural(len(inconclusive), 'hard SLA rows')} INCONCLUSIVE (too few samples): needs {hint}"
                 if inconclusive else "no hard SLA row could be judged (none was measured)")
         _err(f"gate: {what}, or pass --allow-inconclusive")
         return EXIT_GATE_FAIL
