@@ -25,4 +25,5 @@ echo "== NVML via slabench ($PY) =="
 timeout 420 "$PY" -m harness.telemetry.check --load-s "$LOAD_S" --interval-s 0.25 "$@"
 rc=$?
 if [ "$rc" -eq 124 ]; then echo "FAIL: the check did not finish within 420 s"; fi
+echo; timeout 180 "$PY" scripts/gpu_probe.py --quick --out "${OUT:-reports}/gpu_probe_catalog.yaml" || echo "(gpu_probe failed with exit $?; the check result above stands)"
 exit "$rc"
