@@ -19,7 +19,8 @@ from harness.backends.probe import http_get
 from harness.config import PromptCalibration, Scenario
 from harness.config.calibration import MAX_TOKENS_PER_WORD, calibration_wanted
 from harness.load.sse import SSEParser
-from harness.load.streams import ACCUMULATORS, error_message
+from harness.load.failures import error_message
+from harness.load.streams import ACCUMULATORS
 from harness.load.workload import WORDS, RequestSpec, request_body
 
 PROBE_TIMEOUT_S = 30.0  # per probe: a prompt of ~200 tokens and one output token, even on 2 CPU threads

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from harness.load.sse import EventTooLarge, SSEParser
-from harness.load.streams import MAX_ERROR_CHARS, error_message
+from harness.load.failures import MAX_ERROR_CHARS, error_message
 
 READ_BLOCK_BYTES = 65536
 # An error body (or a 200 that is not an event stream) is read up to this much, for its message;

@@ -17,7 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 
 from harness.load.sse import SSEParser
-from harness.load.streams import OpenAIChatStream, error_message
+from harness.load.failures import error_message
+from harness.load.streams import OpenAIChatStream
 from harness.records import RequestRecord
 
 CHAT_PATH = "/v1/chat/completions"

@@ -1,7 +1,7 @@
 import json
 
-from harness.load.streams import (OpenAIChatStream, OpenAICompletionsStream, TGIGenerateStream,
-                                  classify_status, error_message)
+from harness.load.failures import classify_status, error_message
+from harness.load.streams import OpenAIChatStream, OpenAICompletionsStream, TGIGenerateStream
 
 
 def chat_chunk(content=None, finish=None, role=False):

@@ -16,7 +16,8 @@ import pytest
 
 from harness.backends.launched import free_port
 from harness.load.sse import SSEParser
-from harness.load.streams import MAX_RECONNECTS, OpenAIChatStream, closed_before_response
+from harness.load.failures import MAX_RECONNECTS, closed_before_response
+from harness.load.streams import OpenAIChatStream
 from tests.procs import wait_until
 
 FAKE = Path(__file__).resolve().parents[2] / "fakes" / "llama-server"
@@ -95,7 +96,7 @@ def test_nothing_is_re_sent_once_tokens_arrived():
 CLIENT = r"""
 import json, sys
 from geventhttpclient.useragent import UserAgent
-from harness.load.streams import closed_before_response
+from harness.load.failures import closed_before_response
 url = sys.argv[1]
 ua = UserAgent(concurrency=1)
 body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, "stream": True})
