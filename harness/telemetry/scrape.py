@@ -5,7 +5,6 @@ fixture expositions) and `MetricsScraper(fetch=...)` (the HTTP GET is injectable
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Callable
 
@@ -78,12 +77,6 @@ def detect_server(text_or_values: str | dict[str, list[float]]) -> str | None:
     return None
 
 
-def _server_sample(**fields) -> ServerSample:
-    """A ServerSample from the fields it declares; token counters are kept only once the schema has them."""
-    known = {f.name for f in dataclasses.fields(ServerSample)}
-    return ServerSample(**{k: v for k, v in fields.items() if k in known})
-
-
 def parse_server_metrics(text: str, t_s: float, simulated: bool = False) -> ServerSample:
     """Map one /metrics body to a ServerSample taken at `t_s`. Raises ScrapeError if malformed.
 
@@ -115,7 +108,7 @@ def parse_server_metrics(text: str, t_s: float, simulated: bool = False) -> Serv
             simulated=simulated,
         )
     if kind == "llamacpp":
-        return _server_sample(
+        return ServerSample(
             t_s=t_s,
             queue_depth=_sum(values, LLAMACPP_DEFERRED),
             running=_sum(values, LLAMACPP_PROCESSING),
