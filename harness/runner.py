@@ -57,11 +57,11 @@ def _with_cost(scn: Scenario, gpu: str | None, gpu_count: int | None) -> Scenari
         return scn
     fields = scn.cost.model_dump(exclude_unset=True)
     if gpu is not None:
-        from harness.scoring.cost import GPU_PRICES_USD_PER_HOUR, normalize_gpu
+        from harness.scoring.cost import has_price, priced_gpus
 
-        if normalize_gpu(gpu) not in GPU_PRICES_USD_PER_HOUR and scn.cost.gpu_price_usd_per_hour is None:
-            raise ConfigError(f"--gpu {gpu}: no price known for this GPU: use one of "
-                              f"{', '.join(GPU_PRICES_USD_PER_HOUR)}, or set cost.gpu_price_usd_per_hour in the scenario")
+        if not has_price(gpu) and scn.cost.gpu_price_usd_per_hour is None:
+            raise ConfigError(f"--gpu {gpu}: no price known for this GPU: use one of {priced_gpus()}, "
+                              "or set cost.gpu_price_usd_per_hour in the scenario")
         fields["gpu"] = gpu
     if gpu_count is not None:
         fields["gpu_count"] = gpu_count

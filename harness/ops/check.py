@@ -31,7 +31,7 @@ from harness.ops.monitoring_files import input_problem
 from harness.ops.predeploy import find_run_dir, pre_deployment_lines
 from harness.outdirs import new_out_dir
 from harness.records import META_FILE, SCENARIO_FILE
-from harness.scoring.cost import GPU_PRICES_USD_PER_HOUR, normalize_gpu, price_lookup
+from harness.scoring.cost import has_price, price_lookup, priced_gpus
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 SCHEMA_VERSION = 1
@@ -232,8 +232,8 @@ def _usage_problem(api_key_env: str | None, probe_requests: int, burst: int, run
         return f"--burst {burst}: give 0 (no rate-limit probe) to {BURST_MAX} requests"
     if api_key_env and not os.environ.get(api_key_env):
         return f"--api-key-env {api_key_env}: that environment variable is not set or empty"
-    if gpu and normalize_gpu(gpu) not in GPU_PRICES_USD_PER_HOUR:
-        return f"--gpu {gpu}: no price known for it; use one of {', '.join(GPU_PRICES_USD_PER_HOUR)}"
+    if gpu and not has_price(gpu):
+        return f"--gpu {gpu}: no price known for it; use one of {priced_gpus()}"
     if run_dir is not None and not Path(run_dir).exists():
         return f"--run-dir {run_dir}: no such folder (give a `slabench run` folder or a folder of runs)"
     return input_problem("--alert-rules", alert_rules) or input_problem("--dashboard", dashboard)

@@ -51,6 +51,16 @@ def normalize_gpu(name: str | None) -> str | None:
     return s
 
 
+def has_price(gpu: str) -> bool:
+    """Whether `gpu` (any spelling normalize_gpu reads) has a built-in price per GPU-hour."""
+    return normalize_gpu(gpu) in GPU_PRICES_USD_PER_HOUR
+
+
+def priced_gpus() -> str:
+    """The GPU ids with a built-in price, for messages that ask for one."""
+    return ", ".join(GPU_PRICES_USD_PER_HOUR)
+
+
 def _gpu_count(scenario: dict, meta: dict) -> tuple[int, str]:
     cost = scenario.get("cost") or {}
     backend = scenario.get("backend") or {}
