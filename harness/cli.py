@@ -171,6 +171,10 @@ def _parser() -> argparse.ArgumentParser:
     ini.add_argument("dir", metavar="DIR", type=Path, nargs="?", default=Path("."),
                      help="folder to write (default: this one)")
 
+    from harness.deploy.cli import add_parsers as add_deploy_parsers
+
+    add_deploy_parsers(sub)  # k8s, k8s-load
+
     sim = sub.add_parser("sim", help="the simulated vLLM/TGI server (`slabench sim serve --help`)", add_help=False)
     sim.add_argument("sim_args", nargs=argparse.REMAINDER)
     return p
@@ -321,6 +325,18 @@ def cmd_schema(args) -> int:
     return EXIT_OK
 
 
+def cmd_k8s(args) -> int:
+    from harness.deploy.cli import cmd_k8s as run
+
+    return run(args, _say)
+
+
+def cmd_k8s_load(args) -> int:
+    from harness.deploy.cli import cmd_k8s_load as run
+
+    return run(args, _say)
+
+
 def cmd_init(args) -> int:
     from harness.starter import init
 
@@ -347,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         commands = {"run": cmd_run, "report": cmd_report, "worker": cmd_worker, "check": cmd_check,
                     "alerts": cmd_alerts, "matrix": cmd_matrix, "sweep": cmd_sweep, "compare": cmd_compare,
-                    "schema": cmd_schema, "init": cmd_init}
+                    "schema": cmd_schema, "init": cmd_init, "k8s": cmd_k8s, "k8s-load": cmd_k8s_load}
         return commands[args.command](args)
     except (ConfigError, HarnessError) as exc:
         _err(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
