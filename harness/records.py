@@ -224,6 +224,10 @@ class ServerSample:
     prompt_tokens_total: float | None = None  # cumulative since the server started (llama.cpp)
     output_tokens_total: float | None = None
     simulated: bool = False
+    # vLLM's prefix cache counters, in prompt tokens looked up / found cached (cumulative; None: the
+    # server exposes none, as TGI and llama.cpp). Last, so older server_metrics.csv files still load.
+    prefix_cache_queries_total: float | None = None
+    prefix_cache_hits_total: float | None = None
 
 
 class RecordWriter:

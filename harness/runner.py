@@ -128,6 +128,15 @@ def prepare(scenario_path: Path, sla: str | None, target: str | None, processes:
         from harness.load.workload import load_dataset
 
         load_dataset(scn.workload.dataset)  # a bad dataset fails here, in one line, before anything starts
+    tr = scn.workload.trace
+    if tr is not None:
+        from harness.load.trace import check_trace
+
+        if not Path(tr.path).is_absolute():  # relative to the scenario file, like a dataset
+            resolved = (Path(scenario_path).parent / tr.path).resolve()
+            workload = scn.workload.model_copy(update={"trace": tr.model_copy(update={"path": str(resolved)})})
+            scn = scn.model_copy(update={"workload": workload})
+        check_trace(scn.workload.trace, scn.workload.seed)  # a bad or empty trace fails here, in one line
     return resolve_scenario(scn, sla_override=sla, base_dir=Path(scenario_path).parent)
 
 
@@ -137,6 +146,10 @@ def load_meta(scn: Scenario) -> dict:
     out = {"mode": load.mode, "api": load.api, "max_requests": load.max_requests, "processes": load.processes}
     if load.mode == "closed":
         out.update(users=load.users, spawn_rate=load.spawn_rate, think_time_s=load.think_time_s)
+    elif load.mode == "replay":  # the trace sets the rate: the offered rate is known once it was sent
+        tr = scn.workload.trace
+        out.update(max_in_flight=load.max_in_flight, trace_format=tr.format if tr else None,
+                   time_scale=tr.time_scale if tr else None)
     else:
         profile = rate_profile(load)
         out.update(arrival=load.arrival, burstiness=load.burstiness, max_in_flight=load.max_in_flight,
@@ -247,6 +260,8 @@ def execute(scenario_path: Path, out: Path | None = None, sla: str | None = None
     meta["load_outcome"] = outcome_reason
     if load and load.locust_meta.get("open_loop"):
         meta["open_loop"] = load.locust_meta["open_loop"]
+    if load and load.locust_meta.get("replay"):
+        meta["replay"] = load.locust_meta["replay"]
     meta["interrupted"] = outcome_reason == "interrupted"
     if outcome_reason != "completed":
         meta["notes"].append(f"load ended early: {outcome_reason}")

@@ -39,10 +39,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: `
 sys.path.insert(1, str(Path(__file__).resolve().parent))  # the bench_* helpers next to this file
 
 import bench_proc  # noqa: E402
+import bench_replay  # noqa: E402
 import bench_scoring  # noqa: E402
 
 SECTIONS = ("sim-offline", "sim-capacity", "client-capacity", "timing-accuracy", "scoring", "sim-validation",
-            "matrix")
+            "matrix", "replay")
 
 # Reference client costs per 128-token streamed request (CPU ms), for scale next to ours.
 CLIENT_REFERENCES = (("bare asyncio (raw sockets)", "~0.1 ms"),
@@ -537,6 +538,16 @@ def matrix(args: argparse.Namespace, tmp: Path) -> list[Figure]:
     return [Figure("matrix", "matrix-gpus.yaml offline, 15 variants", f"{wall:.1f} s", "< 60 s", wall < 60)]
 
 
+# -------------------------------------------------------------------------------------------- 8. replay
+
+def replay(args: argparse.Namespace, tmp: Path) -> list[Figure]:
+    """A 100,000-row trace: streamed reading, time to first send, send lag at 200 req/s (bench_replay.py)."""
+    rows = bench_replay.replay(tmp)
+    for name, value, _, _ in rows:
+        say(f"  {name}: {value}")
+    return [Figure("replay", n, v, t, m) for n, v, t, m in rows]
+
+
 # -------------------------------------------------------------------------------------------- main
 
 def print_table(figures: list[Figure]) -> None:
@@ -578,7 +589,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background
     run = {"sim-offline": sim_offline, "sim-capacity": sim_capacity, "client-capacity": client_capacity,
            "timing-accuracy": timing_accuracy, "scoring": scoring, "sim-validation": sim_validation,
-           "matrix": matrix}
+           "matrix": matrix, "replay": replay}
     client_core, server_core = bench_proc.cores()
     say(f"slabench bench on {os.cpu_count()} CPUs ({'client core %s, server core %s' % (client_core, server_core) if client_core is not None else 'no pinning: one CPU'}); "
         f"python {sys.version.split()[0]}")

@@ -31,6 +31,15 @@ def sim_argv(cfg: SimConfig) -> list[str]:
         argv += ["--max-num-seqs", str(cfg.max_num_seqs)]
     if cfg.max_model_len is not None and cfg.flavor == "vllm":
         argv += ["--max-model-len", str(cfg.max_model_len)]
+    if cfg.prefix_caching is not None:  # each flavor's own switch (TGI's: its PREFIX_CACHING variable)
+        name = "enable-prefix-caching" if cfg.flavor == "vllm" else "prefix-caching"
+        argv.append(f"--{'' if cfg.prefix_caching else 'no-'}{name}")
+    for flag, v in (("--max-num-queued-reqs", cfg.max_num_queued_reqs),
+                    ("--max-num-queued-tokens", cfg.max_num_queued_tokens),
+                    ("--circuit-failure-threshold", cfg.circuit_failure_threshold),
+                    ("--circuit-recovery-s", cfg.circuit_recovery_s)):
+        if v is not None:
+            argv += [flag, str(v)]
     return argv + list(cfg.extra_args)
 
 

@@ -6,3 +6,4 @@
 
 from harness.config.scenario import *  # noqa: F401,F403  (the package's public names)
 from harness.config.scenario import _Model, _read_yaml  # noqa: F401  (used by sibling seams)
+from harness.config.trace import TraceConfig, TraceFormat  # noqa: F401  (workload.trace)

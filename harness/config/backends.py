@@ -26,6 +26,7 @@ MAX_STARTUP_S = 86_400.0  # a day: downloading and loading the largest weights t
 MIN_SPEED, MAX_SPEED = 1e-3, 1e6
 MAX_FIXED_MS = 3_600_000.0  # calibration TTFT/ITL: an hour per token is no longer a latency test
 MAX_SEED = 2**63 - 1
+MAX_CIRCUIT_RECOVERY_S = 7 * 24 * 3600.0  # the sim's --circuit-recovery-s bound: a week, the longest run
 MAX_THREADS = 1024  # llama-server -t: CPU threads; the largest servers have a few hundred cores  # seeds travel on command lines and in JSON as 64-bit integers
 MAX_URL_CHARS = 2048
 
@@ -119,6 +120,16 @@ class SimBackend(_Model):
     fixed_itl_ms: float | None = Field(None, ge=0, le=MAX_FIXED_MS)
     max_num_seqs: int | None = Field(None, ge=1, le=MAX_SEQS)
     max_model_len: int | None = Field(None, ge=16, le=MAX_CONTEXT_TOKENS)
+    # Automatic prefix caching (None: the flavor's default, on; vLLM --[no-]enable-prefix-caching, TGI's
+    # PREFIX_CACHING): cached prompt blocks skip prefill, in `run`, `matrix` and `sweep` alike.
+    prefix_caching: bool | None = None
+    # Overload behaviour (docs/operations.md "Overload and recovery"). vLLM 0.33 admission control: past
+    # the cap a new request gets 503 (default: the queue grows without bound, as vLLM's does).
+    max_num_queued_reqs: int | None = Field(None, ge=0, le=MAX_SEQS)
+    max_num_queued_tokens: int | None = Field(None, ge=0, le=MAX_BATCH_TOKENS)
+    # The sim gateway's circuit breaker (the guide's failure_threshold / recovery_timeout): off unless set.
+    circuit_failure_threshold: int | None = Field(None, ge=1, le=MAX_SEQS)
+    circuit_recovery_s: float | None = Field(None, gt=0, le=MAX_CIRCUIT_RECOVERY_S)
     extra_args: ExtraArgs = []
     api_key_env: str | None = None  # the sim's gateway key, handed over in its environment (never argv)
     startup_timeout_s: float = Field(60, gt=0, le=MAX_STARTUP_S)
@@ -127,6 +138,11 @@ class SimBackend(_Model):
     def _fixed_pair(self) -> "SimBackend":
         if (self.fixed_ttft_ms is None) != (self.fixed_itl_ms is None):
             raise ValueError("set both fixed_ttft_ms and fixed_itl_ms (calibration mode) or neither")
+        if self.flavor == "tgi" and (self.max_num_queued_reqs is not None or self.max_num_queued_tokens is not None):
+            raise ValueError("max_num_queued_reqs / max_num_queued_tokens are vLLM flags: TGI bounds its queue with "
+                             "--max-concurrent-requests (extra_args), answering 429 past it")
+        if self.circuit_recovery_s is not None and self.circuit_failure_threshold is None:
+            raise ValueError("circuit_recovery_s needs circuit_failure_threshold (the breaker is off without it)")
         return self
 
 

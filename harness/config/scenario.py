@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from harness.config.errors import ConfigError, clip, format_validation_error
 from harness.config.errors import read_yaml as _read_yaml
 from harness.config.calibration import CalibrationMode, PromptCalibration  # noqa: F401  (workload key)
+from harness.config.recovery import RecoveryConfig, RecoveryField  # noqa: F401  (scenario key)
+from harness.config.trace import TraceConfig  # noqa: F401  (workload key)
 from harness.config.backends import (  # noqa: F401  (re-exported: harness.config is the one entry point)
     MAX_SEED, TGI_QUANTIZATIONS, VLLM_QUANTIZATIONS, BackendConfig, ExternalBackend, LlamaCppBackend, Seed, SimBackend,
     TgiBackend, VllmBackend)
@@ -184,9 +186,14 @@ class UserStageConfig(_Model):
     spawn_rate: float | None = Field(None, gt=0, le=MAX_SPAWN_RATE)
 
 
+# Modes whose requests go out at scheduled times whatever the server does (one dispatcher process).
+OPEN_LOOP_MODES = ("open", "replay")
+
+
 class LoadConfig(_Model):
     api: Literal["openai-chat", "openai-completions", "tgi-generate-stream"] = "openai-chat"
-    mode: Literal["closed", "open"] = "closed"
+    # replay: requests at a trace's recorded times (workload.trace), open loop like `open`
+    mode: Literal["closed", "open", "replay"] = "closed"
     # closed loop: N users, each sends its next request when the last one ends (+ think time)
     users: int = Field(8, ge=1, le=MAX_USERS)
     spawn_rate: float | None = Field(None, gt=0, le=MAX_SPAWN_RATE)  # users started per second; default: all at once
@@ -213,7 +220,9 @@ class LoadConfig(_Model):
 
     @model_validator(mode="after")
     def _modes(self) -> "LoadConfig":
-        if self.mode == "open":
+        if self.mode == "replay":
+            self._check_replay()
+        elif self.mode == "open":
             if self.processes > 1:
                 raise ValueError("mode: open runs one dispatcher process (it sends thousands of req/s): set processes: 1")
             if (self.rate_rps is None) == (self.stages is None):
@@ -244,6 +253,16 @@ class LoadConfig(_Model):
                 f"warmup_s + cooldown_s ({self.warmup_s + self.cooldown_s:g}) must be shorter than duration_s ({self.duration_s:g})"
             )
         return self
+
+    def _check_replay(self) -> None:
+        if self.processes > 1:
+            raise ValueError("mode: replay runs one dispatcher process, like mode: open: set processes: 1")
+        given = [k for k in ("rate_rps", "stages", "user_stages", "spawn_rate") if getattr(self, k) is not None]
+        # users: only a changed value (a saved scenario.yaml writes the default out)
+        given += ["users"] if self.users != type(self).model_fields["users"].default else []
+        if given:
+            raise ValueError(f"{', '.join(given)} do not apply to mode: replay (the trace's timestamps say when "
+                             "each request goes out): remove them")
 
     def _check_stage_sum(self) -> None:
         if self.duration_s > MAX_DURATION_S:
@@ -288,6 +307,7 @@ class WorkloadConfig(_Model):
     output_tokens: TokenDist = TokenDist(value=128)
     shared_prefix_tokens: int = Field(0, ge=0, le=MAX_TOKENS)  # the same leading words on every prompt (prefix caching)
     dataset: DatasetConfig | None = None  # replaces synthetic prompts (and output lengths it carries)
+    trace: TraceConfig | None = None  # load.mode: replay: arrival times, lengths and shared prefixes of a trace
     turns: int = Field(1, ge=1, le=100)  # >1: multi-turn chat sessions whose history grows each turn
     # OpenAI APIs: ask for usage in every chunk (vLLM's stream_options.continuous_usage_stats), so each
     # record says how many tokens every chunk carried (chunk_tokens). Costs a JSON parse per chunk.
@@ -330,6 +350,18 @@ class Scenario(_Model):
     workload: WorkloadConfig = WorkloadConfig()
     sla: Union[str, SlaPolicy] = "guide"
     cost: CostConfig = CostConfig()
+    recovery: RecoveryField = None  # overload and recovery: the spike and what "recovered" means (config/recovery.py)
+
+    @model_validator(mode="after")
+    def _replay_needs_trace(self) -> "Scenario":
+        if self.load.mode == "replay" and self.workload.trace is None:
+            raise ValueError("load.mode: replay needs workload.trace: {path, format} (the trace to replay)")
+        if self.workload.trace is not None and self.load.mode != "replay":
+            raise ValueError(f"workload.trace is replayed by load.mode: replay (this load is mode: {self.load.mode}): "
+                             "set load.mode: replay or remove workload.trace")
+        if self.workload.trace is not None and self.workload.dataset is not None:
+            raise ValueError("workload.trace and workload.dataset both supply the requests: keep one")
+        return self
 
     @model_validator(mode="after")
     def _turns_need_chat(self) -> "Scenario":
@@ -398,7 +430,15 @@ def resolve_scenario(scn: Scenario, sla_override: str | None = None, base_dir: P
     """Return a copy whose `sla` is an inline policy (so the saved scenario.yaml is self-contained)."""
     dirs = (base_dir / "sla", base_dir) if base_dir else ()
     policy = load_sla(sla_override if sla_override is not None else scn.sla, dirs)
-    return scn.model_copy(update={"sla": policy})
+    scn = scn.model_copy(update={"sla": policy})
+    wl = scn.workload
+    if base_dir is not None:  # dataset and trace paths are relative to the scenario file: made absolute
+        files = {k: getattr(wl, k) for k in ("dataset", "trace") if getattr(wl, k) is not None}
+        moved = {k: f.model_copy(update={"path": str((base_dir / f.path).resolve())})
+                 for k, f in files.items() if not Path(f.path).is_absolute()}
+        if moved:
+            scn = scn.model_copy(update={"workload": wl.model_copy(update=moved)})
+    return scn
 
 
 def scenario_to_yaml(scn: Scenario) -> str:

@@ -26,6 +26,9 @@ def variant_capacity(scn: Scenario, out_dir: Path, precision: float = 0.05, resu
         return {"capacity": None, "reason": f"capacity is searched offline on sim variants only ({why}): "
                                             "run `slabench sweep` on this variant's scenario"}
     closed = scn.load.mode == "closed"
+    if scn.load.mode == "replay":
+        return {"capacity": None, "reason": "a replay's arrivals are its trace's: capacity needs load.mode "
+                                            "open (one rate_rps) or closed (users)"}
     if not closed and scn.load.stages:
         return {"capacity": None, "reason": "the scenario has load.stages: capacity needs one rate_rps"}
     start = float(scn.load.users if closed else scn.load.rate_rps)

@@ -15,13 +15,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import harness
-from harness.config import ConfigError, Scenario, SimBackend, scenario_to_yaml
+from harness.config import OPEN_LOOP_MODES, ConfigError, Scenario, SimBackend, scenario_to_yaml
 from harness.load.arrivals import arrival_times, rate_profile
+from harness.load.replay import replay_feed
 from harness.load.workload import PromptSource, RequestSpec
 from harness.records import (GPU_FILE, META_FILE, REQUESTS_FILE, SCENARIO_FILE, SERVER_FILE, GpuSample, RecordWriter,
                              RequestRecord, ServerSample, write_csv)
 from harness.sim.catalog import SimConfigError
 from harness.sim.perfmodel import BLOCK_SIZE_TOKENS
+from harness.sim.prefixcache import ROOT_HASH, shared_prefix_hashes, synthetic_block_hashes
 from harness.sim.scheduler import Scheduler, SimRequest
 from harness.sim.telemetry import BusyTracker, gpu_snapshot
 from harness.telemetry.simgpu import parse_sim_gpu
@@ -63,8 +65,10 @@ def offline_reason(scn: Scenario) -> str | None:
     f = opts.faults
     if any((f.error_rate, f.abort_rate, f.stall_s, f.malformed_rate, f.crash_after_s)):
         return "fault injection flags need the live sim server"
-    if opts.api_key or opts.rate_limit_rps:
-        return "gateway flags (--api-key, --rate-limit-rps) need the live sim server"
+    if opts.api_key or opts.rate_limit_rps or opts.circuit_failure_threshold:
+        return "gateway flags (--api-key, --rate-limit-rps, --circuit-failure-threshold) need the live sim server"
+    if opts.max_num_queued_reqs is not None or opts.max_num_queued_tokens is not None:
+        return "queue caps (--max-num-queued-reqs/-tokens) need the live sim server"
     if scn.load.processes > 1:
         return "load.processes > 1 measures the load generator: run it live"
     return None
@@ -100,6 +104,7 @@ class _Req:
     sent_s: float = 0.0
     sim: SimRequest | None = None
     record: RequestRecord | None = None
+    block_hashes: tuple[int, ...] | None = None  # replay: from the trace's hash ids (trace_block_hashes)
 
 
 @dataclass
@@ -111,6 +116,8 @@ class OfflineLoad:
     delayed_by_cap: int = 0
     scheduled: int = 0
     notes: list[str] = field(default_factory=list)
+    replay: dict | None = None  # mode replay: the feed's meta (what of the trace was sent)
+    load_end_s: float | None = None  # mode replay: when the last entry was due (the trace may end early)
 
 
 def _rejection(plan: SimPlan, spec: RequestSpec, in_flight: int) -> tuple[int, str, str] | None:
@@ -134,7 +141,18 @@ def simulate_load(scn: Scenario, plan: SimPlan) -> OfflineLoad:
     sends: list[tuple[float, int, _Req]] = []  # heap of (time, order, request)
     order = 0
     reqs: list[_Req] = []
-    if load.mode == "open":
+    feed = None
+    if load.mode == "replay":
+        feed = replay_feed(scn)
+        sources = []
+        for k, t in enumerate(feed):
+            e = feed.take()
+            r = _Req(k, RequestSpec("", e.input_tokens, e.output_tokens, synthetic=False), None, t,
+                     block_hashes=trace_block_hashes(e.hash_ids, wl.trace.tokens_per_block, e.input_tokens, e.row))
+            reqs.append(r)
+            heapq.heappush(sends, (t, k, r))
+        order = len(reqs)
+    elif load.mode == "open":
         due = arrival_times(rate_profile(load), load.arrival, random.Random(f"{wl.seed}:arrivals"),
                             load.burstiness, max_count=load.max_requests)
         src = PromptSource(wl, stream=0)
@@ -153,9 +171,13 @@ def simulate_load(scn: Scenario, plan: SimPlan) -> OfflineLoad:
                 r = _Req(order, sources[u].next(), u, None)
                 heapq.heappush(sends, (t, order, r))
                 order += 1
-    cap = load.max_in_flight if load.mode == "open" else None
+    cap = load.max_in_flight if load.mode in OPEN_LOOP_MODES else None
     limit = load.max_requests
     sched = Scheduler(plan.dep, plan.cfg) if plan.fixed is None else None
+    # Prefix caching (on unless the backend turns it off): every prompt's leading
+    # workload.shared_prefix_tokens are the same blocks, the rest are its own.
+    caching = sched is not None and sched.cache is not None
+    shared = shared_prefix_hashes(wl.shared_prefix_tokens // BLOCK_SIZE_TOKENS, wl.seed) if caching else ()
     in_flight: dict[int, _Req] = {}  # by SimRequest rid / k
     held: list[_Req] = []  # open loop: waiting for an in-flight slot
     deadlines: list[tuple[float, int]] = []
@@ -215,7 +237,11 @@ def simulate_load(scn: Scenario, plan: SimPlan) -> OfflineLoad:
             r.sim.token_times_s = [t + ttft + i * itl for i in range(r.sim.output_tokens)]
             heapq.heappush(fixed_ends, (r.sim.token_times_s[-1], r.k))
         else:
-            r.sim = SimRequest(r.k, t, r.spec.prompt_tokens, max(r.spec.output_tokens, 1))
+            hashes = None
+            if caching:
+                hashes = r.block_hashes if r.block_hashes is not None else \
+                    synthetic_block_hashes(r.spec.prompt_tokens // BLOCK_SIZE_TOKENS, shared, r.k)
+            r.sim = SimRequest(r.k, t, r.spec.prompt_tokens, max(r.spec.output_tokens, 1), block_hashes=hashes)
             sched.add(r.sim)
 
     inf = float("inf")
@@ -255,14 +281,39 @@ def simulate_load(scn: Scenario, plan: SimPlan) -> OfflineLoad:
             step = sched.step()
             if step is None:
                 break
+            c = sched.cache
+            q, h = (c.queries_tokens, c.hits_tokens) if c is not None else (0, 0)
             steps.append((step.start_s, step.end_s, step.cost.memory_bound_share, len(sched.waiting),
-                          len(sched.running), sched.used_blocks))
+                          len(sched.running), sched.used_blocks, q, h))
             for sr in step.finished:
                 finish(in_flight[sr.rid], sr.finished_s, True)
     end_s = max([load.duration_s] + [rec.end_s - T0 for rec in done])
     gpu, server = _telemetry(plan, steps, end_s)
     done.sort(key=lambda x: (x.sent_s, x.request_id))
-    return OfflineLoad(done, gpu, server, end_s, delayed, issued)
+    out = OfflineLoad(done, gpu, server, end_s, delayed, issued)
+    if feed is not None:
+        out.replay = feed.meta(wl.trace)
+        out.load_end_s = max((r.due_s for r in reqs), default=0.0)
+    return out
+
+
+def trace_block_hashes(hash_ids: tuple[int, ...] | None, block_tokens: int | None, input_tokens: int,
+                       row: int) -> tuple[int, ...]:
+    """The sim's 16-token block hashes of a replayed prompt: a block inside the trace's hash-id blocks is
+    named by those ids and its offset (so equal leading ids give equal chains, as the prompts synthesized
+    for a live replay do); the rest of the prompt is the row's own."""
+    out, h, bs = [], ROOT_HASH, BLOCK_SIZE_TOKENS
+    ids, bt = hash_ids or (), block_tokens or 0
+    covered = len(ids) * bt
+    for j in range(input_tokens // bs):
+        a, b = j * bs, (j + 1) * bs
+        if b <= covered:
+            content = (3, *ids[a // bt:(b - 1) // bt + 1], a % bt)
+        else:
+            content = (4, row, j)
+        h = hash((h, content))
+        out.append(h)
+    return tuple(out)
 
 
 def _telemetry(plan: SimPlan, steps: list, end_s: float) -> tuple[list[GpuSample], list[ServerSample]]:
@@ -280,7 +331,8 @@ def _telemetry(plan: SimPlan, steps: list, end_s: float) -> tuple[list[GpuSample
     n = len(steps)
     t = GPU_SAMPLE_S
     next_scrape = SERVER_SAMPLE_S
-    last = (0, 0, 0)  # waiting, running, used blocks after the latest finished step
+    last = (0, 0, 0, 0, 0)  # waiting, running, used blocks, prefix cache queries, hits after the latest step
+    counters = plan.backend.flavor == "vllm"  # vLLM exposes its prefix cache counters (0 with caching off)
     while t <= end_s + 1e-9:
         now[0] = t
         while i < n and steps[i][0] <= t:
@@ -293,7 +345,9 @@ def _telemetry(plan: SimPlan, steps: list, end_s: float) -> tuple[list[GpuSample
         gpu += parse_sim_gpu(gpu_snapshot(dep.gpu, dep.tp, tracker, used), T0 + t)
         if t + 1e-9 >= next_scrape:
             kv = last[2] / plan.cfg.kv_blocks if plan.cfg.kv_blocks else 0.0
-            server.append(ServerSample(T0 + t, float(last[0]), float(last[1]), kv, None, simulated=True))
+            server.append(ServerSample(T0 + t, float(last[0]), float(last[1]), kv, None, simulated=True,
+                                       prefix_cache_queries_total=float(last[3]) if counters else None,
+                                       prefix_cache_hits_total=float(last[4]) if counters else None))
             next_scrape += SERVER_SAMPLE_S
         t += GPU_SAMPLE_S
     return gpu, server
@@ -335,9 +389,12 @@ def write_offline_run(scn: Scenario, run_dir: Path, scenario_path: str = "",
             "load_start_s": T0, "load_end_s": T0 + scn.load.duration_s, "load_outcome": "completed",
             "finished_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "notes": ["offline simulation: simulated time, no HTTP; latencies are the sim's model"]}
-    if scn.load.mode == "open":
+    if scn.load.mode in OPEN_LOOP_MODES:
         meta["open_loop"] = {"scheduled": res.scheduled, "launched": res.scheduled,
                              "delayed_by_cap": res.delayed_by_cap}
+    if res.replay is not None:
+        meta["replay"] = res.replay
+        meta["load_end_s"] = T0 + (res.load_end_s or 0.0)
     (run_dir / META_FILE).write_text(json.dumps(meta, indent=1, default=str), encoding="utf-8")
     if not full_reports:  # summary.json only (sweep points): `slabench report DIR` renders the rest later
         from harness.records import SUMMARY_FILE, load_run

@@ -93,6 +93,8 @@ def _fmt(v: Any, unit: str | None) -> str:
 def miss_text(m: dict) -> str:
     if m.get("verdict") == "INVALID":
         return "invalid run: " + "; ".join(m.get("reasons") or [])
+    if m.get("note"):  # a point that did not offer its load (search.sweep_passes): no value to compare
+        return f"{m['label']}: {m['note']}"
     sign = "<" if m.get("better") == "lower" else ">"
     pct = "" if m["miss"] in (0.0, float("inf")) else f", {m['miss'] * 100:+.0f}%"
     text = f"{m['label']} {_fmt(m['value'], m.get('unit'))} (target {sign} {_fmt(m['target'], m.get('unit'))}{pct})"

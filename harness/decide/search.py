@@ -103,7 +103,23 @@ def sweep_passes(summary: dict, accept: tuple[str, ...] = ("PASS",)) -> tuple[bo
     rows = [r for r in (summary.get("sla") or {}).get("rows") or []
             if r.get("hard") and r.get("better") == "lower" and r.get("verdict") in RANK]
     ms = [m for m in misses(summary, accept) if m.get("better") == "lower"]
+    # Open loop: a server that did not keep up with the offered rate had its requests held by
+    # max_in_flight (latency is measured from the send, so the held time is in no SLA row) or left
+    # unsent; a client that fell behind offered less than asked. Neither point measured the rate.
+    lg = summary.get("load_generator") or {}
+    scheduled, not_sent = lg.get("scheduled") or 0, lg.get("not_sent") or 0
+    held = bool(lg.get("cap_limited")) or (scheduled > 0 and not_sent / scheduled > MAX_NOT_SENT_SHARE)
+    if held or lg.get("saturated"):
+        why = ("max_in_flight held requests back (the server did not keep up with the rate)" if held
+               else "the load generator fell behind its schedule")
+        ms.append({"label": "offered rate", "metric": "offered_rate", "stat": None, "value": None, "target": None,
+                   "alert": None, "unit": None, "better": "lower", "verdict": "FAIL", "miss": float("inf"),
+                   "needed_requests": None, "note": why})
+        return False, ms
     return bool(rows) and decision_verdict(summary, rows) in accept, ms
+
+
+MAX_NOT_SENT_SHARE = 0.01  # of scheduled requests never sent, past which a point did not offer its rate
 
 
 # An open-loop point is run long enough that its tail rows can be judged: the policy's min_samples

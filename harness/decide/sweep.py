@@ -59,6 +59,10 @@ def sweep_scenario(path: Path, concurrency: bool, target: str | None = None,
         raise ConfigError(f"the API key variable ${key_env} is not set: export it before the sweep "
                           "(or drop --api-key-env / backend.api_key_env)")
     load = scn.load
+    if load.mode == "replay":
+        raise ConfigError(f"{path}: sweep searches a request rate or a user count; a replay's arrivals are its "
+                          "trace's: run it with `slabench run`, or measure capacity on an open-loop copy "
+                          "(load.mode: open with rate_rps)")
     if concurrency:
         if load.mode != "closed":
             raise ConfigError(f"{path}: --concurrency searches closed-loop users, this scenario is mode: open: "

@@ -62,6 +62,8 @@ class BridgeState:
         self.load_start_s: float | None = None
         self.load_start_unix_s: float | None = None
         self.dispatch = None  # open loop: OpenLoopDispatcher stats
+        self.replay = None  # mode replay: the ReplayFeed (its meta says what of the trace was sent)
+        self.load_error: str | None = None  # what ended the load before its end (a bad trace row)
         self.pacer: StartPacer | None = None  # closed loop: each new user's start slot
 
     def apply_config(self, cfg: dict) -> None:
@@ -205,4 +207,8 @@ class BridgeState:
                 "cancelled_at_stop": self.cancelled, "role": self.role, "workers": sorted(self.worker_issued)}
         if self.dispatch is not None:
             meta["open_loop"] = dataclasses.asdict(self.dispatch)
+        if self.load_error:
+            meta["load_error"] = self.load_error
+        if self.replay is not None and self.workload.trace is not None:
+            meta["replay"] = self.replay.meta(self.workload.trace)
         Path(self.meta_path).write_text(json.dumps(meta), encoding="utf-8")

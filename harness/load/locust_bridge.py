@@ -23,7 +23,11 @@ from locust import FastHttpUser, LoadTestShape, between, constant, events, task
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
+from harness.config import OPEN_LOOP_MODES as OPEN_LOOP
+from harness.config import ConfigError
 from harness.load.arrivals import ArrivalSchedule, rate_profile
+from harness.load.replay import replay_feed
+from harness.load.traceprompts import TracePrompts
 from harness.load.bridge_state import BridgeState
 from harness.load.openloop import OpenLoopDispatcher
 from harness.load.rawread import ANY_STATUS, consume, transport_error
@@ -64,7 +68,7 @@ def _on_init(environment, **_kw):
         cls.connection_timeout = min(load.timeout_s, 10.0)
         cls.wait_time = (between(load.think_time_s, load.think_time_max_s) if load.think_time_max_s is not None
                          else constant(load.think_time_s))
-        if load.mode == "open":  # one dispatcher user owns every connection
+        if load.mode in OPEN_LOOP:  # one dispatcher user owns every connection
             cls.concurrency = load.max_in_flight or 1024
 
 
@@ -183,7 +187,7 @@ class _LLMUser(FastHttpUser):
     @task
     def stream_one(self) -> None:
         st: BridgeState = self.environment.slabench
-        if st.load.mode == "open":
+        if st.load.mode in OPEN_LOOP:
             self._dispatch_schedule(st)
             raise StopUser()
         if not st.take_slot():
@@ -218,16 +222,31 @@ class _LLMUser(FastHttpUser):
 
     def _dispatch_schedule(self, st: BridgeState) -> None:
         load = st.load
-        # Lazy: due times are drawn as dispatch reaches them, so memory does not grow with the rate.
-        schedule = ArrivalSchedule(rate_profile(load), load.arrival, random.Random(f"{st.workload.seed}:arrivals"),
-                                   load.burstiness, max_count=load.max_requests)
         pool = gevent.pool.Pool(load.max_in_flight)
+        if load.mode == "replay":
+            # A trace streamed from its file: its recorded offsets are the due times, each launch takes
+            # the entry of the due time it used; the prompt is built in the request's own greenlet.
+            feed = replay_feed((load, st.workload))
+            schedule, st.replay = feed, feed
+            prompts = TracePrompts(st.workload)
+
+            def next_spec():
+                entry = feed.take()
+                return lambda: prompts.spec(entry)
+        else:
+            # Lazy: due times are drawn as dispatch reaches them, so memory does not grow with the rate.
+            schedule = ArrivalSchedule(rate_profile(load), load.arrival, random.Random(f"{st.workload.seed}:arrivals"),
+                                       load.burstiness, max_count=load.max_requests)
+
+            def next_spec():
+                return self.prompts.next
 
         def launch(k: int, scheduled_s: float, cap_wait_s: float | None) -> None:
             st.issued += 1
             # The prompt is drawn in the request's own greenlet (in schedule order: gevent runs
             # spawned greenlets FIFO), so a long soak never holds every prompt in memory.
-            pool.spawn(lambda: self._request(st, self.prompts.next(), scheduled_s, cap_wait_s=cap_wait_s))
+            make = next_spec()
+            pool.spawn(lambda: self._request(st, make(), scheduled_s, cap_wait_s=cap_wait_s))
 
         def sleep_until(t: float) -> None:
             dt = t - time.perf_counter()
@@ -253,7 +272,10 @@ class _LLMUser(FastHttpUser):
                                         max_in_flight=load.max_in_flight, should_stop=lambda: st.stopping,
                                         end_s=start_s + load.duration_s, clock=time.perf_counter)
         try:
-            dispatcher.run()
+            try:
+                dispatcher.run()
+            except ConfigError as exc:  # a trace row past the checked head: the requests so far are kept
+                st.load_error = f"trace error: {exc}"
             st.load_stopped()
             gevent.sleep(0)  # the last request spawned starts (and so is recorded) even with no drain
             pool.join(timeout=load.drain_timeout_s)
@@ -319,7 +341,7 @@ class SlabenchShape(LoadTestShape):
             if run_time and t >= run_time:
                 return None
             return (getattr(o, "num_users", None) or 1, getattr(o, "spawn_rate", None) or 1.0)
-        if st.load.mode == "open":  # the dispatcher ends the run itself; this is only a backstop
+        if st.load.mode in OPEN_LOOP:  # the dispatcher ends the run itself; this is only a backstop
             return (1, 1.0) if t < st.load.duration_s + st.load.drain_timeout_s + 5 else None
         return users_at(st.load.closed_stages(), t)
 

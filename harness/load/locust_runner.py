@@ -155,6 +155,8 @@ def run_load(scn: Scenario, url: str, model: str | None, run_dir: Path, api_key_
         meta = {}
     if not isinstance(meta, dict):
         meta = {}
+    if reason == "completed" and meta.get("load_error"):  # e.g. a trace row the replay could not read
+        reason = str(meta["load_error"])
     if reason == "completed" and not meta:
         # The bridge writes locust_meta.json when the test stops; without it Locust never ran our
         # users (bad locustfile, import error, a worker that crashed at start).

@@ -20,6 +20,8 @@ from harness.config.errors import ConfigError, parse_yaml
 from harness.records import SCENARIO_FILE, RunResult
 from harness.report import fmt
 from harness.report.plots import distribution_plot, timeseries_plot
+from harness.report.recovery import recovery_plot, recovery_rows
+from harness.report.replay import replay_plot, replay_rows
 from harness.scoring import scoring_window, table_of
 from harness.scoring.metrics import in_window, table_distributions
 from harness.scoring.stats import MIN_TAIL_SAMPLES
@@ -109,7 +111,9 @@ def build_plots(run: RunResult, summary: dict) -> dict:
         if img:
             plots[key] = {"title": title, "png": img}
     return {"distributions": plots, "timeseries": timeseries_plot(summary.get("timeseries") or {}),
-            "itl_zero": zero_gaps(dists["itl_s"])}
+            "itl_zero": zero_gaps(dists["itl_s"]),
+            "recovery": recovery_plot(summary.get("recovery"), summary.get("timeseries")),
+            "replay": replay_plot(summary.get("replay"))}
 
 
 def zero_gaps(itl) -> dict | None:
@@ -170,5 +174,7 @@ def render_html(run: RunResult, summary: dict) -> str:
         "pcts": ["p50", "p90", "p95", "p99", "p99.9"],
         "overall": fmt.shown_overall(summary), "invalid_reasons": fmt.invalid_reasons(summary),
         "min_samples": _min_samples(summary),
+        "recovery_rows": recovery_rows(summary.get("recovery")),
+        "replay_rows": replay_rows(summary.get("replay")),
     }
     return make_env().get_template("report.html.j2").render(**ctx)

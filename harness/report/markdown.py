@@ -7,6 +7,8 @@ cost; table cells are escaped.
 from __future__ import annotations
 
 from harness.report import fmt
+from harness.report.recovery import recovery_rows
+from harness.report.replay import replay_rows
 
 ICON = {"PASS": "✅", "WARN": "⚠️", "FAIL": "❌", "INCONCLUSIVE": "❔", "INVALID": "⛔"}
 
@@ -62,6 +64,8 @@ def summary_markdown(summary: dict) -> str:
                      f"{_cell(cost.get('price_source'))}).")
     else:
         lines.append(f"Cost: not computed ({_cell(cost.get('reason') or 'no price')}).")
+    lines += recovery_markdown(summary.get("recovery"))
+    lines += replay_markdown(summary.get("replay"))
     notes = [str(n) for n in summary.get("notes") or [] if n]
     if notes:
         lines += [""] + [f"- note: {_cell(n)}" for n in notes]
@@ -73,6 +77,26 @@ def summary_markdown(summary: dict) -> str:
             base, cur, change = fmt.regression_cells(r)
             lines.append(f"| {r['metric']} | {base} | {cur} | {change} | {r['verdict']} |")
     return "\n".join(lines) + "\n"
+
+
+def recovery_markdown(rec: dict | None) -> list[str]:
+    """The "Overload and recovery" figures as a small table (nothing without a recovery block)."""
+    if not rec:
+        return []
+    rows = recovery_rows(rec)
+    if not rows:
+        return ["", f"Overload and recovery: not judged ({_cell(rec.get('reason') or 'no usable recovery block')})."]
+    out = ["", "| overload and recovery | | |", "|---|---|---|"]
+    return out + [f"| {_cell(name)} | {_cell(value)} | {_cell(detail)} |" for name, value, detail in rows]
+
+
+def replay_markdown(rp: dict | None) -> list[str]:
+    """A replay's trace, expected reuse and hit rate (nothing for other runs)."""
+    rows = replay_rows(rp)
+    if not rows:
+        return []
+    out = ["", "| trace replay | | |", "|---|---|---|"]
+    return out + [f"| {_cell(name)} | {_cell(value)} | {_cell(detail)} |" for name, value, detail in rows]
 
 
 def server_side_markdown(metrics: dict) -> list[str]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from harness.report import fmt
 from harness.report.markdown import calibration_line
+from harness.report.recovery import recovery_lines
+from harness.report.replay import replay_lines
 
 
 def sla_table_text(summary: dict) -> str:
@@ -40,6 +42,10 @@ def sla_table_text(summary: dict) -> str:
     if not rows:
         out.insert(2, "(no SLA rows)")
     out += server_side_lines(summary.get("metrics") or {})
+    rec = recovery_lines(summary.get("recovery"))
+    out += [""] + rec if rec else []
+    rp = replay_lines(summary.get("replay"))
+    out += [""] + rp if rp else []
     out += regression_lines(summary.get("regression"))
     reasons = fmt.invalid_reasons(summary)
     if reasons is not None:

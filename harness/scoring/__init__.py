@@ -14,12 +14,14 @@ import numpy as np
 
 from harness.records import RunResult
 from harness.scoring.cost import cost_metrics, price_lookup
-from harness.scoring.gauges import energy_j, gpu_gauges, server_gauges
+from harness.scoring.gauges import energy_j, gpu_gauges, prefix_cache_hit_rate, server_gauges
 from harness.scoring.metrics import (
     Window, cancelled_mask, distributions, in_window, latency_metrics, phase_of, scoring_window, split_records, table_concurrency,
     table_distributions, table_error_summary, table_goodput, table_rates,
 )
 from harness.scoring.overhead import client_overhead, token_lengths
+from harness.scoring.recovery import recovery_summary
+from harness.scoring.replay import replay_summary
 from harness.scoring.sla import evaluate, resolve_policy
 from harness.scoring.stats import MIN_TAIL_SAMPLES, PERCENTILE_METHOD
 from harness.scoring.table import RecordTable, table_of
@@ -127,6 +129,7 @@ def summarize(run: RunResult) -> dict:
     metrics = {**latency, "concurrency": table_concurrency(table, window), **gauges,
                "gpu_mem_used_gib": gpu["gpu_mem_used_gib"], "gpu_power_w": gpu["gpu_power_w"],
                "kv_usage_frac": server["kv_usage_frac"], "server_running": server["running"],
+               "prefix_cache_hit_rate": prefix_cache_hit_rate(list(run.server_samples or []), window),
                # Against the server's own account: None unless the records carry one (overhead.py).
                "client_overhead": client_overhead(table, scored), "token_lengths": token_lengths(table, scored, meta)}
     ctx = {"metrics": latency, "gauges": gauges, "rates": r, "goodput": gp, "meta": meta}
@@ -190,6 +193,10 @@ def summarize(run: RunResult) -> dict:
                       "server": {k: server[k] for k in ("samples_total", "samples_in_window", "simulated")}},
         "load_generator": load_gen,
         "timeseries": table_timeseries(table, list(run.gpu_samples or []), list(run.server_samples or []), window),
+        # Overload and recovery (None without a `recovery:` block): spike, shed share, queue drain, time to recover.
+        # Trace replay (None unless load.mode: replay): expected reuse vs hit rate, recorded vs achieved arrivals.
+        "replay": replay_summary(meta, table, window, metrics["prefix_cache_hit_rate"]),
+        "recovery": recovery_summary(scenario, policy, table, list(run.server_samples or []), window),
         "notes": notes,
     }
     return json_safe(summary)

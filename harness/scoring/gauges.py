@@ -2,7 +2,8 @@
 
 GPU readings taken in one sampler pass are grouped into one timestamp and averaged across GPUs
 (utilization) or summed (power, memory). Energy integrates power over the window (trapezoid), or
-uses the cumulative energy counter where the GPU has one.
+uses the cumulative energy counter where the GPU has one. Server counters (prefix cache) are
+differenced over the window.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from harness.scoring.stats import describe
 
 NO_GPU_REASON = "no GPU samples: no NVML/GPU and backend gives no simulated telemetry"
 NO_SERVER_REASON = "no server metrics scraped"
+NO_PREFIX_COUNTERS = ("the server exposes no prefix cache counters (vLLM's vllm:prefix_cache_queries/hits; "
+                      "TGI and llama.cpp have none)")
 
 
 def _ok(v) -> bool:
@@ -127,3 +130,39 @@ def energy_j(samples: list[GpuSample], window: Window) -> dict:
                 "reason": "no GPU power readings in the scored window", "simulated": False}
     return {"energy_j": total, "method": ", ".join(sorted(methods)), "covered_s": min(covered),
             "reason": None, "simulated": any(s.simulated for s in inside)}
+
+
+def _increase(values: list[float]) -> float:
+    """A cumulative counter's increase over consecutive readings; a drop is a restart from 0
+    (Prometheus increase() semantics), so the reading after it counts whole."""
+    return sum(b - a if b >= a else b for a, b in zip(values, values[1:]))
+
+
+def prefix_cache_hit_rate(samples: list[ServerSample], window: Window) -> dict:
+    """hits / queries (prompt tokens) over the scored window, from the server's cumulative counters:
+    the increase from the last scrape at or before the window start (else the first one inside) to
+    the last scrape inside it. Counts fall at admission, so this covers what the server looked up
+    while the scored requests were being sent."""
+    out = {"value": None, "queries_tokens": None, "hits_tokens": None, "reason": None,
+           "simulated": any(s.simulated for s in samples)}
+    pts = sorted((s for s in samples if _ok(s.prefix_cache_queries_total) and _ok(s.prefix_cache_hits_total)),
+                 key=lambda s: s.t_s)
+    if not pts:
+        out["reason"] = NO_SERVER_REASON if not samples else NO_PREFIX_COUNTERS
+        return out
+    if window.start_s is None or window.end_s is None:
+        out["reason"] = "no scored window"
+        return out
+    before = [p for p in pts if p.t_s <= window.start_s]
+    span = before[-1:] + [p for p in pts if window.start_s < p.t_s <= window.end_s]
+    if len(span) < 2:
+        out["reason"] = "fewer than two scrapes with prefix cache counters in and just before the scored window"
+        return out
+    queries = _increase([p.prefix_cache_queries_total for p in span])
+    hits = _increase([p.prefix_cache_hits_total for p in span])
+    out["queries_tokens"], out["hits_tokens"] = queries, hits
+    if queries <= 0:
+        out["reason"] = "no prefix cache queries in the scored window (prefix caching off on the server?)"
+    else:
+        out["value"] = hits / queries
+    return out

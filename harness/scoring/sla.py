@@ -84,6 +84,16 @@ def _sweep_hint(ctx: dict, closed: bool) -> str:
     return f"measure capacity with `slabench sweep {path}`"
 
 
+def _replayed_rate(meta: dict) -> float | None:
+    """A replay offers what its trace held: the entries scheduled over the time the load ran."""
+    ol = meta.get("open_loop") if isinstance(meta.get("open_loop"), dict) else {}
+    try:
+        span_s = float(meta["load_end_s"]) - float(meta["load_start_s"])
+        return float(ol["scheduled"]) / span_s if span_s > 0 else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def _offered_rule(row: dict, metric: str, verdict: str, ctx: dict, notes: list[str]) -> str:
     """A throughput row short of its target only because the test offered less cannot answer it:
     NOT MEASURED (offered-limited), in closed loop and open loop alike, with the command that can."""
@@ -93,6 +103,8 @@ def _offered_rule(row: dict, metric: str, verdict: str, ctx: dict, notes: list[s
     offered = ctx["meta"].get("offered_rate_rps")
     if offered is None:
         offered = load.get("offered_rate_rps")
+    if offered is None and load.get("mode") == "replay":
+        offered = _replayed_rate(ctx["meta"])
     if load.get("mode") == "closed":
         # A closed loop offers what its users can send: the achieved rate is the users' pace, not
         # the server's limit, so a shortfall says nothing about whether the server sustains the target.
@@ -103,8 +115,10 @@ def _offered_rule(row: dict, metric: str, verdict: str, ctx: dict, notes: list[s
         row["offered_limited"] = True
         return NOT_MEASURED
     if offered is not None and metric in OFFERED_COMPARABLE and float(offered) < float(row["target"]):
+        hint = ("replay the trace faster (a smaller workload.trace.time_scale), or measure capacity with "
+                "`slabench sweep` on an open-loop scenario" if load.get("mode") == "replay" else _sweep_hint(ctx, False))
         notes.append(f"offered-limited: the run offered {float(offered):.3g} req/s, below the "
-                     f"{float(row['target']):.3g} req/s target; {_sweep_hint(ctx, False)}")
+                     f"{float(row['target']):.3g} req/s target; {hint}")
         row["offered_limited"] = True
         return NOT_MEASURED
     return verdict

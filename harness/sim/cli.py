@@ -28,6 +28,7 @@ MAX_SEED = 2**63 - 1
 MAX_FAULT_S = 7 * 24 * 3600.0  # a stall or crash-after beyond the longest run (a week) never happens
 MAX_RATE = 1e6  # gateway rate limit (req/s) and bucket size: far above what one server answers
 MAX_COUNT = 1_000_000_000  # capacity flags (tokens, sequences): the catalog's arithmetic judges the fit
+TGI_PREFIX_CACHING_ENV = "PREFIX_CACHING"  # TGI 3: launcher resolve_attention, server models/globals.py
 
 
 def _one_line(text: str) -> str:
@@ -99,11 +100,25 @@ def _parser(cls: type[argparse.ArgumentParser] = _Parser, prog: str = "python -m
     v.add_argument("--max-num-batched-tokens", type=_COUNT, default=None)
     v.add_argument("--max-model-len", type=_COUNT, default=None)
     v.add_argument("--gpu-memory-utilization", type=_bounded(float, 0, 1, lo_open=True), default=0.92)
+    v.add_argument("--max-num-queued-reqs", type=_bounded(int, 0, MAX_COUNT), default=None,
+                   help="vLLM 0.33 admission control: unfinished (waiting + running) requests past which a new one "
+                   "gets 503 (default: unbounded, the queue grows)")
+    v.add_argument("--max-num-queued-tokens", type=_bounded(int, 0, MAX_COUNT), default=None,
+                   help="vLLM 0.33 admission control: prompt tokens of requests still in prefill at which a new "
+                   "request gets 503 (default: unbounded)")
+    v.add_argument("--enable-prefix-caching", action=argparse.BooleanOptionalAction, default=None,
+                   help="automatic prefix caching (default: on, as in vLLM)")
     t = s.add_argument_group("TGI capacity")
     t.add_argument("--max-concurrent-requests", type=_COUNT, default=128)
     t.add_argument("--max-batch-total-tokens", type=_COUNT, default=None)
     t.add_argument("--max-input-tokens", type=_COUNT, default=None)
     t.add_argument("--max-total-tokens", type=_COUNT, default=None)
+    # TGI 3 keeps cached prefixes in a radix trie evicted LRU (backends/v3/src/radix.rs) at its attention's
+    # block size (1 token with flashinfer, 256 with flashdecoding) and also recomputes a fully cached
+    # prompt's last token; the sim caches 16-token blocks for both flavors.
+    t.add_argument("--prefix-caching", action=argparse.BooleanOptionalAction, default=None,
+                   help=f"prefix caching (default: ${TGI_PREFIX_CACHING_ENV} as TGI 3 reads it, '1' or 'true' = on; "
+                   "unset: on, TGI's default with flashinfer/flashdecoding attention)")
     f = s.add_argument_group("fault injection (off by default)")
     f.add_argument("--fault-error-rate", type=_SHARE, default=0.0)
     f.add_argument("--fault-abort-rate", type=_SHARE, default=0.0)
@@ -117,6 +132,12 @@ def _parser(cls: type[argparse.ArgumentParser] = _Parser, prog: str = "python -m
     g.add_argument("--rate-limit-rps", type=_RATE, default=None,
                    help="token-bucket rate limit on generation routes (simulator extension); over it → 429")
     g.add_argument("--rate-limit-burst", type=_RATE, default=None, help="bucket size (default: max(1, rate))")
+    g.add_argument("--circuit-failure-threshold", type=_bounded(int, 1, MAX_COUNT), default=None,
+                   help="circuit breaker (the guide's failure_threshold, simulator extension): open after N "
+                   "consecutive engine failures (5xx, 429, in-stream error) and answer 503 at once")
+    g.add_argument("--circuit-recovery-s", type=_bounded(float, 0, MAX_FAULT_S, lo_open=True), default=None,
+                   help="seconds the circuit stays open before one probe request is let through (the guide's "
+                   "recovery_timeout; default 30)")
     ls = sub.add_parser("list", help="print the GPU and model catalogs")
     ls.add_argument("--catalog", default=None)
     va = sub.add_parser("validate", help="run published measurements through the offline sim and print "
@@ -125,6 +146,22 @@ def _parser(cls: type[argparse.ArgumentParser] = _Parser, prog: str = "python -m
                     "harness/sim/validation/points.yaml)")
     va.add_argument("--catalog", default=None, help="YAML file adding GPUs / models the points refer to")
     return p
+
+
+def _prefix_caching(a: argparse.Namespace) -> bool:
+    """Each flavor's own switch; the other flavor's flag is refused rather than silently ignored."""
+    if a.flavor == "vllm":
+        if a.prefix_caching is not None:
+            raise SimConfigError("--[no-]prefix-caching is the TGI flavor's switch: with --flavor vllm use "
+                                 "--enable-prefix-caching / --no-enable-prefix-caching")
+        return a.enable_prefix_caching is not False
+    if a.enable_prefix_caching is not None:
+        raise SimConfigError("--[no-]enable-prefix-caching is vLLM's flag: with --flavor tgi use --prefix-caching / "
+                             f"--no-prefix-caching (or {TGI_PREFIX_CACHING_ENV}=0)")
+    if a.prefix_caching is not None:
+        return a.prefix_caching
+    env = os.environ.get(TGI_PREFIX_CACHING_ENV)  # TGI's launcher defaults it to "true"; its server
+    return env is None or env.lower() in ("1", "true")  # reads "1" / "true" as on, anything else off
 
 
 def _options(a: argparse.Namespace) -> ServeOptions:
@@ -136,11 +173,14 @@ def _options(a: argparse.Namespace) -> ServeOptions:
         served_model_name=a.served_model_name, fixed_ttft_ms=a.fixed_ttft_ms, fixed_itl_ms=a.fixed_itl_ms,
         catalog=a.catalog, max_num_seqs=a.max_num_seqs, max_num_batched_tokens=a.max_num_batched_tokens,
         max_model_len=a.max_model_len, gpu_memory_utilization=a.gpu_memory_utilization,
+        prefix_caching=_prefix_caching(a),
         max_concurrent_requests=a.max_concurrent_requests, max_batch_total_tokens=a.max_batch_total_tokens,
         max_input_tokens=a.max_input_tokens, max_total_tokens=a.max_total_tokens,
         faults=FaultConfig(a.fault_error_rate, a.fault_abort_rate, a.fault_stall_s, a.fault_malformed_rate,
                            a.fault_crash_after_s),
-        api_key=a.api_key, rate_limit_rps=a.rate_limit_rps, rate_limit_burst=a.rate_limit_burst)
+        api_key=a.api_key, rate_limit_rps=a.rate_limit_rps, rate_limit_burst=a.rate_limit_burst,
+        max_num_queued_reqs=a.max_num_queued_reqs, max_num_queued_tokens=a.max_num_queued_tokens,
+        circuit_failure_threshold=a.circuit_failure_threshold, circuit_recovery_s=a.circuit_recovery_s)
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m harness.sim") -> int:

@@ -146,9 +146,16 @@ class GpuEngine:
             except asyncio.CancelledError:
                 pass
 
-    def submit(self, prompt_tokens: int, output_tokens: int, arrival_s: float | None = None) -> Ticket:
+    @property
+    def prefix_caching(self) -> bool:
+        """Whether requests should carry block hashes (the API layers hash prompts only then)."""
+        return self.sched.cache is not None
+
+    def submit(self, prompt_tokens: int, output_tokens: int, arrival_s: float | None = None,
+               block_hashes: tuple[int, ...] | None = None) -> Ticket:
         arrival = self.clock() if arrival_s is None else arrival_s
-        req = SimRequest(self._next_id, (arrival - self.t0) * self.speed, prompt_tokens, max(output_tokens, 1))
+        req = SimRequest(self._next_id, (arrival - self.t0) * self.speed, prompt_tokens, max(output_tokens, 1),
+                         block_hashes=block_hashes)
         self._next_id += 1
         t = _GpuTicket(self, req, arrival)
         self._tickets[req.rid] = t
@@ -259,7 +266,10 @@ class FixedEngine:
             self._timer.cancel()
         self._loop, self._timer, self._armed_s = None, None, math.inf
 
-    def submit(self, prompt_tokens: int, output_tokens: int, arrival_s: float | None = None) -> Ticket:
+    prefix_caching = False  # fixed latencies: no KV cache is modelled
+
+    def submit(self, prompt_tokens: int, output_tokens: int, arrival_s: float | None = None,
+               block_hashes: tuple[int, ...] | None = None) -> Ticket:
         # Scheduled when the handler attaches a writer or iterates (a 0/0 response written at once
         # by its handler never enters the heap).
         return _FixedTicket(self, self.clock() if arrival_s is None else arrival_s, max(output_tokens, 1))

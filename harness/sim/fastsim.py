@@ -2,7 +2,8 @@
 
 Steady decoders (one token per step, KV grown one block every 16 steps) are kept as aggregates;
 only prefilling, admitted, finishing and block-hungry sequences are touched each step. Steps that
-would preempt or run out of token budget fall back to the reference `Scheduler.step()`.
+would preempt or run out of token budget fall back to the reference `Scheduler.step()`. Prefix-cache
+lookups go through the shared `_admit`; prompt blocks are cached as the reference step caches them.
 """
 
 from __future__ import annotations
@@ -102,9 +103,15 @@ class FastScheduler(Scheduler):
         if need > self.free_blocks:
             return self._slow_step()  # somebody would be preempted
         self.now_s = ready
+        cache = self.cache
         for r, n in plan:
             self._grow(r, r.computed + n)
         self.free_blocks -= self._grow_cnt[s % BLOCK_SIZE_TOKENS]
+        if cache is not None:
+            cache.trim(self.free_blocks)  # the steady decoders' new blocks evict idle cached ones
+            for r, n in plan:  # then cache the computed prompt blocks, as Scheduler.step() does
+                if r.block_hashes and r.cache_next < len(r.block_hashes):
+                    self._cache_blocks(r, n)
         budget = cfg.max_batched_tokens - demand
         # FIFO admission, exactly as Scheduler.step() phase 2.
         budget = self._admit(plan, budget)

@@ -137,18 +137,23 @@ class VllmMetrics:
                       labels + ["sleep_state"], registry=r)
         for state in ("awake", "weights_offloaded", "discard_all"):
             sleep.labels(sleep_state=state, **self._lv).set(1 if state == "awake" else 0)
-        # The sim models no prefix cache: every prompt token is queried, none hits, all computed locally.
+        # Prefix cache (tokens), from the scheduler's cache at scrape time: queries and hits count new
+        # requests' lookups at admission (vLLM leaves preempted requests' re-lookups out); with caching
+        # off nothing is looked up and both stay 0. The by-source split is made when a prefill ends.
+        # Calibration mode models no cache: every prompt token is queried, none hits.
         self.prefix_queries = Counter("vllm:prefix_cache_queries", "Prefix cache queries, in terms of number of "
                                       "queried tokens.", labels, registry=r).labels(**self._lv)
-        Counter("vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens.",
-                labels, registry=r).labels(**self._lv)
+        self.prefix_hits = Counter("vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached "
+                                   "tokens.", labels, registry=r).labels(**self._lv)
         by_source = Counter("vllm:prompt_tokens_by_source", "Number of prompt tokens by source.",
                             labels + ["source"], registry=r)
         self.prompt_local = by_source.labels(source="local_compute", **self._lv)
-        for source in ("local_cache_hit", "external_kv_transfer"):
-            by_source.labels(source=source, **self._lv)
-        Counter("vllm:prompt_tokens_cached", "Number of cached prompt tokens (local + external).",
-                labels, registry=r).labels(**self._lv)
+        self.prompt_cache_hit = by_source.labels(source="local_cache_hit", **self._lv)
+        by_source.labels(source="external_kv_transfer", **self._lv)
+        self.prompt_cached = Counter("vllm:prompt_tokens_cached", "Number of cached prompt tokens (local + "
+                                     "external).", labels, registry=r).labels(**self._lv)
+        self._sched = getattr(engine, "sched", None)  # None in calibration mode
+        self._seen = {"queries": 0, "hits": 0, "local": 0, "cached": 0}
         self._preempt_seen = 0
         self._gen_tokens = 0  # tokens after the first, added to generation_tokens at scrape time
         self._gen_seen = 0
@@ -163,8 +168,9 @@ class VllmMetrics:
     def on_first_token(self, ttft_s: float, prompt_tokens: int) -> None:
         self.ttft.observe(ttft_s)
         self.prompt_tokens.inc(prompt_tokens)
-        self.prefix_queries.inc(prompt_tokens)
-        self.prompt_local.inc(prompt_tokens)
+        if self._sched is None:
+            self.prefix_queries.inc(prompt_tokens)
+            self.prompt_local.inc(prompt_tokens)
         self.generation_tokens.inc()
 
     def on_token(self, itl_s: float) -> None:
@@ -212,7 +218,23 @@ class VllmMetrics:
         if self._gen_tokens > self._gen_seen:
             self.generation_tokens.inc(self._gen_tokens - self._gen_seen)
             self._gen_seen = self._gen_tokens
+        if self._sched is not None:
+            self._sync_prefix_cache(self._sched)
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    def _sync_prefix_cache(self, sched) -> None:
+        cache = sched.cache
+        now = {"queries": cache.queries_tokens if cache is not None else 0,
+               "hits": cache.hits_tokens if cache is not None else 0,
+               "cached": sched.prefilled_cached_tokens,
+               "local": sched.prefilled_tokens - sched.prefilled_cached_tokens}
+        seen = self._seen
+        for key, counters in (("queries", (self.prefix_queries,)), ("hits", (self.prefix_hits,)),
+                              ("local", (self.prompt_local,)), ("cached", (self.prompt_cache_hit, self.prompt_cached))):
+            if now[key] > seen[key]:
+                for c in counters:
+                    c.inc(now[key] - seen[key])
+                seen[key] = now[key]
 
 
 # ---- TGI ------------------------------------------------------------------------------------

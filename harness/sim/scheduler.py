@@ -1,8 +1,9 @@
 """Scheduler seam: continuous batching in simulated time, shared by the server and `simulate`.
 
-One `Scheduler` owns a FIFO waiting queue, a running batch and a paged KV cache; `step()` plans one
-engine step (decodes first, then chunked prefill, then FIFO admission), prices it with the
-performance model and advances the simulated clock. No sockets, no wall clock, no randomness.
+One `Scheduler` owns a FIFO waiting queue, a running batch and a paged KV cache (with automatic
+prefix caching when on: prefixcache.py); `step()` plans one engine step (decodes first, then chunked
+prefill, then FIFO admission), prices it with the performance model and advances the simulated
+clock. No sockets, no wall clock, no randomness.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from .perfmodel import FRONTEND_OVERHEAD_S, Deployment, StepCost, blocks_for
+from .perfmodel import BLOCK_SIZE_TOKENS, FRONTEND_OVERHEAD_S, Deployment, StepCost, blocks_for
+from .prefixcache import PrefixCache
 
 
 @dataclass
@@ -23,6 +25,9 @@ class SchedulerConfig:
     # front, never preempts); vLLM allocates blocks as sequences grow and preempts on a shortage.
     reserve_full: bool = False
     frontend_overhead_s: float = FRONTEND_OVERHEAD_S
+    # Automatic prefix caching (vLLM's default, TGI 3's with flashinfer/flashdecoding): requests
+    # carrying block hashes reuse cached full prompt blocks. Off: exactly the scheduler without it.
+    prefix_caching: bool = False
 
 
 @dataclass(eq=False)  # identity equality: list membership must not compare fields
@@ -40,6 +45,16 @@ class SimRequest:
     preemptions: int = 0
     cancelled: bool = False
     state: str = "new"  # new | waiting | running | done
+    block_hashes: tuple[int, ...] | None = None  # one chain hash per full prompt block (None: unknown)
+    cached_tokens: int = 0  # prompt tokens found in the prefix cache at the first admission
+    cache_refs: list[int] = field(default_factory=list)  # cached blocks this request holds
+    cache_next: int = 0  # index of the next prompt block to put in the cache
+
+    def __post_init__(self) -> None:
+        if self.block_hashes is not None and len(self.block_hashes) > self.prompt_tokens // BLOCK_SIZE_TOKENS:
+            raise ValueError(f"request {self.rid}: {len(self.block_hashes)} block hashes but a "
+                             f"{self.prompt_tokens}-token prompt has {self.prompt_tokens // BLOCK_SIZE_TOKENS} full "
+                             f"{BLOCK_SIZE_TOKENS}-token blocks: give one hash per full block of the prompt")
 
     @property
     def known_tokens(self) -> int:
@@ -68,6 +83,10 @@ class Scheduler:
         self.num_preemptions = 0
         self.busy_s = 0.0
         self.peak_used_blocks = 0
+        self.cache: PrefixCache | None = PrefixCache() if cfg.prefix_caching else None
+        # prompt tokens of requests past their prefill (first token out), and how many came from the cache
+        self.prefilled_tokens = 0
+        self.prefilled_cached_tokens = 0
 
     # ---- queue ----
     def add(self, req: SimRequest) -> None:
@@ -112,11 +131,45 @@ class Scheduler:
             return False
         self.free_blocks -= need
         req.blocks += need
+        if self.cache is not None:
+            self.cache.trim(self.free_blocks)  # idle cached blocks make way for the new ones
         return True
 
     def _release(self, req: SimRequest) -> None:
-        self.free_blocks += req.blocks
+        refs = req.cache_refs
+        if refs:  # cached blocks stay cached; those no one else holds become free (evictable)
+            self.free_blocks += req.blocks - len(refs) + self.cache.release(refs, self.now_s, req.rid)
+            req.cache_refs = []
+        else:
+            self.free_blocks += req.blocks
         req.blocks = 0
+        req.cache_next = 0
+
+    def _cache_blocks(self, req: SimRequest, n: int) -> None:
+        """Put the full prompt blocks the step computes into the cache when they are scheduled (as
+        vLLM does: a request admitted later in the same step can already hit them)."""
+        hashes = req.block_hashes
+        upto = min((req.computed + n) // BLOCK_SIZE_TOKENS, len(hashes))
+        cache = self.cache
+        for i in range(req.cache_next, upto):
+            if cache.insert(hashes[i]):
+                req.cache_refs.append(hashes[i])
+        req.cache_next = max(req.cache_next, upto)
+
+    def _lookup(self, req: SimRequest) -> tuple[int, int]:
+        """(cached leading blocks, how many of them idle) for a request about to be admitted. The
+        hit stops one token short of the known tokens: the last one is always computed for its logits."""
+        if self.cache is None or req.block_hashes is None:
+            return 0, 0
+        return self.cache.lookup(req.block_hashes, (req.known_tokens - 1) // BLOCK_SIZE_TOKENS)
+
+    def _hold_hits(self, req: SimRequest, hit: int, idle: int) -> None:
+        hits = req.block_hashes[:hit]
+        self.cache.acquire(hits)
+        self.free_blocks -= idle
+        req.cache_refs = list(hits)
+        req.blocks = req.cache_next = hit
+        req.computed = hit * BLOCK_SIZE_TOKENS
 
     def _preempt(self, victim: SimRequest) -> None:
         # vLLM v1 preempts by recompute: drop the KV, requeue at the head, redo prefill later.
@@ -139,16 +192,30 @@ class Scheduler:
         while (waiting and budget > 0 and len(self.running) < cfg.max_num_seqs
                and waiting[0].arrival_s + cfg.frontend_overhead_s <= self.now_s):
             req = waiting[0]
-            n = min(req.known_tokens - req.computed, budget)
-            reserve = req.prompt_tokens + req.output_tokens if cfg.reserve_full else req.computed + n
-            if not self._grow(req, reserve):
+            hit, idle = self._lookup(req)
+            done = req.computed + hit * BLOCK_SIZE_TOKENS
+            n = min(req.known_tokens - done, budget)
+            reserve = req.prompt_tokens + req.output_tokens if cfg.reserve_full else done + n
+            if hit:
+                # Idle cached blocks it hits leave the free pool: they count against the space too.
+                if blocks_for(reserve) - hit + idle > self.free_blocks:
+                    break
+                self._hold_hits(req, hit, idle)
+                self._grow(req, reserve)
+            elif not self._grow(req, reserve):
                 break
+            if self.cache is not None and req.block_hashes is not None:  # looked up: count it once admitted
+                self.cache.record(req.known_tokens, hit * BLOCK_SIZE_TOKENS, req.preemptions > 0)
+                if req.admitted_s is None:
+                    req.cached_tokens = hit * BLOCK_SIZE_TOKENS
             waiting.popleft()
             req.state = "running"
             self.running.append(req)
             if req.admitted_s is None:
                 req.admitted_s = self.now_s
             plan.append((req, n))
+            if req.block_hashes and self.cache is not None:
+                self._cache_blocks(req, n)
             budget -= n
         return budget
 
@@ -175,6 +242,10 @@ class Scheduler:
             plan.append((req, n))
             budget -= n
             i += 1
+        if self.cache is not None:  # after all of phase 1's allocations, as FastScheduler does
+            for req, n in plan:
+                if req.block_hashes and req.cache_next < len(req.block_hashes):
+                    self._cache_blocks(req, n)
         # 2) FIFO admission while budget, seats and blocks allow; the head blocks the queue.
         budget = self._admit(plan, budget)
         if not plan:
@@ -200,6 +271,9 @@ class Scheduler:
             req.generated += 1
             req.token_times_s.append(self.now_s)
             emitted.append(req)
+            if req.generated == 1:
+                self.prefilled_tokens += req.prompt_tokens
+                self.prefilled_cached_tokens += req.cached_tokens
             if req.generated >= req.output_tokens:
                 req.finished_s = self.now_s
                 self._release(req)
@@ -218,6 +292,7 @@ class TraceRequest:
     arrival_s: float
     prompt_tokens: int
     output_tokens: int
+    block_hashes: tuple[int, ...] | None = None  # full prompt blocks' chain hashes (prefix caching)
 
 
 @dataclass
@@ -228,6 +303,7 @@ class RequestResult:
     e2e_s: float
     queue_s: float
     preemptions: int
+    cached_tokens: int = 0  # prompt tokens served from the prefix cache at first admission
 
 
 @dataclass
@@ -237,6 +313,8 @@ class SimulationResult:
     busy_s: float
     num_preemptions: int
     max_kv_blocks_used: int
+    prefix_cache_queries_tokens: int = 0  # vLLM's counters: prompt tokens looked up / found cached
+    prefix_cache_hits_tokens: int = 0
 
     @property
     def output_tokens_per_s(self) -> float:
@@ -265,14 +343,17 @@ def run_trace(trace: Iterable[TraceRequest], sched: Scheduler) -> SimulationResu
         horizon = nxt if nxt is not None else pending[i][1].arrival_s
         while i < len(pending) and pending[i][1].arrival_s <= horizon:
             rid, t = pending[i]
-            r = SimRequest(rid, t.arrival_s, t.prompt_tokens, max(t.output_tokens, 1))
+            r = SimRequest(rid, t.arrival_s, t.prompt_tokens, max(t.output_tokens, 1), block_hashes=t.block_hashes)
             reqs.append(r)
             sched.add(r)
             i += 1
         sched.step()
     reqs.sort(key=lambda r: r.rid)
     out = [RequestResult(r.arrival_s, r.token_times_s[0] - r.arrival_s, list(r.token_times_s),
-                         r.finished_s - r.arrival_s, (r.admitted_s or r.arrival_s) - r.arrival_s, r.preemptions)
+                         r.finished_s - r.arrival_s, (r.admitted_s or r.arrival_s) - r.arrival_s, r.preemptions,
+                         r.cached_tokens)
            for r in reqs]
     first = min((r.arrival_s for r in reqs), default=0.0)
-    return SimulationResult(out, sched.now_s - first, sched.busy_s, sched.num_preemptions, sched.peak_used_blocks)
+    c = sched.cache
+    return SimulationResult(out, sched.now_s - first, sched.busy_s, sched.num_preemptions, sched.peak_used_blocks,
+                            *((c.queries_tokens, c.hits_tokens) if c is not None else (0, 0)))

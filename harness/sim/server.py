@@ -21,7 +21,7 @@ from aiohttp import web
 from .catalog import SimConfigError, load_catalog
 from .common import FaultConfig, Faults, ServerContext
 from .engine import FixedEngine, GpuEngine
-from .gate import gate_middleware
+from .gate import DEFAULT_RECOVERY_S, CircuitBreaker, gate_middleware, watch_stream
 from .metrics import TgiMetrics, VllmMetrics
 from .perfmodel import BLOCK_SIZE_TOKENS, Deployment, default_max_num_seqs
 from .scheduler import SchedulerConfig
@@ -55,6 +55,11 @@ class ServeOptions:
     max_num_batched_tokens: int | None = None
     max_model_len: int | None = None
     gpu_memory_utilization: float = 0.92
+    # automatic prefix caching, both flavors (vLLM --[no-]enable-prefix-caching; TGI env PREFIX_CACHING)
+    prefix_caching: bool = True
+    # vLLM 0.33 admission control (None = unbounded queue, vLLM's default): past the cap → 503
+    max_num_queued_reqs: int | None = None  # unfinished requests (waiting + running)
+    max_num_queued_tokens: int | None = None  # prompt tokens of requests not past prefill
     # TGI
     max_concurrent_requests: int = 128
     max_batch_total_tokens: int | None = None
@@ -65,6 +70,9 @@ class ServeOptions:
     api_key: str | None = None
     rate_limit_rps: float | None = None
     rate_limit_burst: float | None = None  # bucket size; default max(1, rate_limit_rps)
+    # circuit breaker (guide section 6): open after N consecutive engine failures, for S seconds → 503
+    circuit_failure_threshold: int | None = None
+    circuit_recovery_s: float | None = None  # default 30 (the guide's recovery_timeout)
 
 
 class Server:
@@ -120,7 +128,8 @@ def build_server(opts: ServeOptions) -> Server:
     if vllm:
         max_len = opts.max_model_len or model.max_context
         dep.check_context(max_len)
-        cfg = SchedulerConfig(opts.max_num_seqs or def_seqs, max(batched, 1), dep.kv_blocks)
+        cfg = SchedulerConfig(opts.max_num_seqs or def_seqs, max(batched, 1), dep.kv_blocks,
+                              prefix_caching=opts.prefix_caching)
         ctx_kw["max_model_len"] = max_len
     else:
         cap = dep.kv_capacity_tokens
@@ -136,7 +145,8 @@ def build_server(opts: ServeOptions) -> Server:
         if total > mbt:
             raise SimConfigError(f"`max_total_tokens` ({total}) must be <= `max_batch_total_tokens` ({mbt}): "
                                  "lower --max-total-tokens or raise --max-batch-total-tokens")
-        cfg = SchedulerConfig(TGI_MAX_BATCH_SEQS, max(batched, 1), mbt // BLOCK_SIZE_TOKENS, reserve_full=True)
+        cfg = SchedulerConfig(TGI_MAX_BATCH_SEQS, max(batched, 1), mbt // BLOCK_SIZE_TOKENS, reserve_full=True,
+                              prefix_caching=opts.prefix_caching)
         ctx_kw.update(max_input_tokens=inp, max_total_tokens=total,
                       max_concurrent_requests=opts.max_concurrent_requests)
     if opts.fixed_ttft_ms is not None:
@@ -163,8 +173,15 @@ def build_server(opts: ServeOptions) -> Server:
         raise SimConfigError(f"--rate-limit-rps must be > 0, got {opts.rate_limit_rps:g} (omit it for no limit)")
     if opts.rate_limit_burst is not None and opts.rate_limit_burst < 1:
         raise SimConfigError(f"--rate-limit-burst must be >= 1, got {opts.rate_limit_burst:g}")
-    gate = gate_middleware(opts.flavor, opts.api_key, opts.rate_limit_rps, opts.rate_limit_burst)
+    breaker = _breaker(opts)
+    if not vllm and (opts.max_num_queued_reqs is not None or opts.max_num_queued_tokens is not None):
+        raise SimConfigError("--max-num-queued-reqs / --max-num-queued-tokens are vLLM flags: TGI bounds its queue "
+                             "with --max-concurrent-requests (429 past it)")
+    ctx.extra.update(max_num_queued_reqs=opts.max_num_queued_reqs, max_num_queued_tokens=opts.max_num_queued_tokens)
+    gate = gate_middleware(opts.flavor, opts.api_key, opts.rate_limit_rps, opts.rate_limit_burst, breaker=breaker)
     app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[gate] if gate else [])
+    if breaker is not None:
+        app.on_response_prepare.append(watch_stream)
     (VllmApi(ctx) if vllm else TgiApi(ctx)).routes(app)
     return Server(opts, ctx, app, dep)
 
@@ -198,6 +215,21 @@ async def serve(opts: ServeOptions, out=sys.stdout, err=sys.stderr) -> int:
     print("slabench-sim: shutting down", file=err, flush=True)
     await server.stop()
     return 0
+
+
+def _breaker(opts: ServeOptions) -> CircuitBreaker | None:
+    if opts.circuit_failure_threshold is None:
+        if opts.circuit_recovery_s is not None:
+            raise SimConfigError("--circuit-recovery-s needs --circuit-failure-threshold N (the breaker is off without it)")
+        return None
+    if opts.circuit_failure_threshold < 1:
+        raise SimConfigError(f"--circuit-failure-threshold must be >= 1, got {opts.circuit_failure_threshold}")
+    recovery_s = DEFAULT_RECOVERY_S if opts.circuit_recovery_s is None else opts.circuit_recovery_s
+    if not recovery_s > 0:
+        raise SimConfigError(f"--circuit-recovery-s must be > 0, got {recovery_s:g}")
+    return CircuitBreaker(opts.circuit_failure_threshold, recovery_s,
+                          on_change=lambda state: print(f"slabench-sim: circuit breaker {state}", file=sys.stderr,
+                                                        flush=True))
 
 
 def _crash(err) -> None:

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from .common import ApiBase, ServerContext, Tracker, abort_connection, dumps
 from .wire import TokenWriter, open_wire
+from .prefixcache import chat_block_hashes, prompt_block_hashes
 from .textgen import (WORD_JSON, WORDS, TextGen, choose_output_tokens, count_words, prompt_tokens_chat,
                       prompt_tokens_text)
 
@@ -125,7 +126,13 @@ class TgiApi(ApiBase):
         self.ctx.metrics.on_reject(exc.etype)
 
     # ---- shared generation loop ----
-    async def _run(self, request, resp, arrival, input_tokens, max_new, ignore_eos, render):
+    def _hashes(self, prompt, chat: bool = False) -> tuple[int, ...] | None:
+        """The prompt's full-block hashes when the engine caches prefixes (TGI 3's default), else None."""
+        if not self.ctx.engine.prefix_caching:
+            return None
+        return chat_block_hashes(prompt) if chat else prompt_block_hashes(prompt)
+
+    async def _run(self, request, resp, arrival, input_tokens, max_new, ignore_eos, render, hashes=None):
         """Submit to the engine; render(k, id, text, logprob, last, reason) gives token k's event
         bytes (None: nothing to send). Streams without injected faults are written by the engine at
         each release (one socket write, no task wake-up per token), as the vLLM flavor does."""
@@ -136,7 +143,7 @@ class TgiApi(ApiBase):
         if faults.error:
             raise TgiError(424, "Request failed during generation: simulated fault", "generation")
         text = TextGen(rng)
-        ticket = ctx.engine.submit(input_tokens, n_out, arrival)
+        ticket = ctx.engine.submit(input_tokens, n_out, arrival, hashes)
         tracker = Tracker(ctx, arrival, input_tokens, max_new, ticket, request.headers.get("X-Request-Id"))
         try:
             if resp is not None and faults == type(faults)():
@@ -190,7 +197,7 @@ class TgiApi(ApiBase):
             def render(k, tid, txt, lp, last, reason) -> None:
                 toks.append({"id": tid, "text": txt, "logprob": lp, "special": False})
             reason = await self._run(request, None, arrival, input_tokens, max_new,
-                                     self._native_ignore_eos(body, params), render)
+                                     self._native_ignore_eos(body, params), render, self._hashes(body["inputs"]))
         except TgiError as exc:
             self._fail(exc)
             return self._error_json(exc)
@@ -243,7 +250,7 @@ class TgiApi(ApiBase):
                                      "seed": None, "input_length": input_tokens}
                 return f"data:{dumps(ev)}\n\n".encode()
             await self._run(request, resp, arrival, input_tokens, max_new,
-                            self._native_ignore_eos(body, params), render)
+                            self._native_ignore_eos(body, params), render, self._hashes(body["inputs"]))
         except TgiError as exc:
             self._fail(exc)
             await resp.write(f"data:{dumps({'error': exc.message, 'error_type': exc.etype})}\n\n".encode())
@@ -318,7 +325,7 @@ class TgiApi(ApiBase):
             def usage(n: int) -> dict:
                 return {"prompt_tokens": input_tokens, "completion_tokens": n, "total_tokens": input_tokens + n}
             reason = await self._run(request, resp, arrival, input_tokens, max_new, bool(body.get("ignore_eos")),
-                                     render)
+                                     render, self._hashes(msgs if chat else body.get("prompt"), chat))
         except TgiError as exc:
             self._fail(exc)
             return await self._openai_error(resp, exc)

@@ -12,12 +12,20 @@ import uuid
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import Counter
 
 from .common import ApiBase, ServerContext, Tracker, abort_connection, dumps, json_body
+from .prefixcache import chat_block_hashes, prompt_block_hashes
 from .textgen import WORD_JSON, WORDS, TextGen, choose_output_tokens, prompt_tokens_chat, prompt_tokens_text
 from .wire import TokenWriter, open_wire
 
 VLLM_VERSION = "0.33.0"
+# Admission control (vLLM 0.33 --max-num-queued-reqs / --max-num-queued-tokens): 503, type = the HTTP phrase.
+QUEUE_FULL = ("The engine is currently busy and cannot accept new requests. "
+              "Please try again later or on a different instance.")
+PREFILL_BACKLOG_FULL = ("The engine has reached its prefill token backlog limit. "
+                        "Please try again later or on a different instance.")
+ADMISSION_REASONS = ("max_num_queued_reqs", "max_num_queued_tokens")
 
 
 class ApiError(Exception):
@@ -94,6 +102,34 @@ def _check_common(ctx: ServerContext, body: dict, prompt_tokens: int, default_ma
 
 class VllmApi(ApiBase):
 
+    def __init__(self, ctx: ServerContext):
+        super().__init__(ctx)
+        self.max_queued_reqs = ctx.extra.get("max_num_queued_reqs")
+        self.max_queued_tokens = ctx.extra.get("max_num_queued_tokens")
+        # Admitted, unfinished requests (as vLLM's API server counts them): key → (prompt tokens, its ticket).
+        self._live: dict[int, tuple[int, Any]] = {}
+        self._next_key = 0
+        registry = getattr(ctx.metrics, "registry", None)
+        self._rejections: dict[str, Any] = {}
+        if registry is not None:  # vLLM 0.33 always exposes it, both reasons from 0; no `engine` label
+            c = Counter("vllm:admission_rejections", "Number of admission attempts rejected by a queue limit, "
+                        "by reason.", ["model_name", "reason"], registry=registry)
+            self._rejections = {r: c.labels(model_name=ctx.served_model_name, reason=r) for r in ADMISSION_REASONS}
+
+    def _admit(self, prompt_tokens: int) -> ApiError | None:
+        """vLLM's admission check, before the request reaches the engine: None when admitted."""
+        if self.max_queued_reqs is not None and len(self._live) + 1 > self.max_queued_reqs:
+            reason, msg = "max_num_queued_reqs", QUEUE_FULL
+        elif self.max_queued_tokens is not None and sum(
+                p for p, ticket in self._live.values()
+                if (t := ticket()) is None or t.first_token_s is None) >= self.max_queued_tokens:
+            reason, msg = "max_num_queued_tokens", PREFILL_BACKLOG_FULL  # counts whole prompts until the first token
+        else:
+            return None
+        if reason in self._rejections:
+            self._rejections[reason].inc()
+        return ApiError(503, "Service Unavailable", msg)
+
     def routes(self, app: web.Application) -> None:
         self.common_routes(app, ("/health", "/ping"))
         app.router.add_get("/version", self.version)
@@ -143,13 +179,23 @@ class VllmApi(ApiBase):
                 except ValueError as exc:
                     raise _bad_body("prompt", str(exc), body["prompt"]) from None
             max_tokens, min_tokens, stream = _check_common(ctx, body, prompt_tokens, None if chat else 16)
+            hashes = None
+            if ctx.engine.prefix_caching:  # the prompt's full blocks, for the scheduler's prefix cache
+                hashes = chat_block_hashes(msgs) if chat else prompt_block_hashes(body["prompt"])
         except ApiError as exc:
             ctx.metrics.on_reject("validation")
             return exc.response()
+        refused = self._admit(prompt_tokens)
+        if refused is not None:
+            return refused.response()
+        live_key, self._next_key = self._next_key, self._next_key + 1
+        ticket = None  # read through the closure below (prefill backlog) once the engine has it
+        self._live[live_key] = (prompt_tokens, lambda: ticket)
         rng = ctx.request_rng()
         n_out, reason = choose_output_tokens(rng, max_tokens, min_tokens, bool(body.get("ignore_eos", False)))
         faults = ctx.faults.draw(n_out)
         if faults.error:
+            self._live.pop(live_key, None)
             return ApiError(500, "InternalServerError", "Simulated engine failure (fault injection).").response()
         prefix = "chatcmpl-" if chat else "cmpl-"
         client_rid = request.headers.get("X-Request-Id")
@@ -159,7 +205,7 @@ class VllmApi(ApiBase):
         ticket = tracker = None
         try:
             if not stream:
-                ticket = ctx.engine.submit(prompt_tokens, n_out, arrival)
+                ticket = ctx.engine.submit(prompt_tokens, n_out, arrival, hashes)
                 tracker = Tracker(ctx, arrival, prompt_tokens, max_tokens, ticket, client_rid)
                 if ticket.instant:
                     tracker.tokens_at_once(n_out, ctx.clock())
@@ -171,7 +217,7 @@ class VllmApi(ApiBase):
                 return web.Response(text=dumps(gen.full()), content_type="application/json")
             resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
             await resp.prepare(request)
-            ticket = ctx.engine.submit(prompt_tokens, n_out, arrival)
+            ticket = ctx.engine.submit(prompt_tokens, n_out, arrival, hashes)
             tracker = Tracker(ctx, arrival, prompt_tokens, max_tokens, ticket, client_rid)
             if ticket.instant and clean:
                 tracker.tokens_at_once(n_out, ctx.clock())
@@ -208,6 +254,7 @@ class VllmApi(ApiBase):
                 tracker.finish("abort")
             raise
         finally:
+            self._live.pop(live_key, None)
             if ticket is not None:
                 ticket.cancel()
 

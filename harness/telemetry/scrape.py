@@ -18,6 +18,10 @@ VLLM_RUNNING = "vllm:num_requests_running"
 VLLM_KV = "vllm:kv_cache_usage_perc"
 VLLM_KV_OLD = "vllm:gpu_cache_usage_perc"
 VLLM_PREEMPTIONS = "vllm:num_preemptions_total"
+# Prefix cache counters in tokens (prompt tokens looked up / found cached), v0.9.2+ names; TGI and
+# llama.cpp expose none, so their samples keep None (no hit rate rather than a made-up 0).
+VLLM_PREFIX_QUERIES = "vllm:prefix_cache_queries_total"
+VLLM_PREFIX_HITS = "vllm:prefix_cache_hits_total"
 # TGI (metrics-exporter-prometheus: no labels on these, no _total suffix). TGI has no KV-usage
 # series (its KV budget is in tokens, tgi_batch_current_max_tokens), so kv_usage_frac stays None.
 TGI_QUEUE = "tgi_queue_size"
@@ -97,6 +101,8 @@ def parse_server_metrics(text: str, t_s: float, simulated: bool = False) -> Serv
             kv_usage_frac=kv,
             preemptions_total=_sum(values, VLLM_PREEMPTIONS),
             simulated=simulated,
+            prefix_cache_queries_total=_sum(values, VLLM_PREFIX_QUERIES),
+            prefix_cache_hits_total=_sum(values, VLLM_PREFIX_HITS),
         )
     if kind == "tgi":
         return ServerSample(

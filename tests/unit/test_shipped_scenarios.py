@@ -26,7 +26,7 @@ def test_policy_validates(path):
 
 def test_there_are_examples_of_every_load_shape():
     modes = {load_scenario(p).load.mode for p in SCENARIOS}
-    assert modes == {"open", "closed"}
+    assert modes == {"open", "closed", "replay"}
     assert any(load_scenario(p).load.stages for p in SCENARIOS)
 
 
