@@ -156,6 +156,8 @@ def run_sweep(scenario_path: Path, out_dir: Path | None = None, resume: bool = F
     cap = res.capacity
     at_cap = next((r for r in rows if r["x"] == cap and r["repeat"] == 0), {}) if cap else {}
     fail_row = next((r for r in rows if r["x"] == res.fail_at and not r["passes"]), {})
+    # Replicas are sized in req/s: a user-count capacity counts as the request rate its point achieved.
+    cap_rps = (at_cap.get("request_rate_rps") if concurrency else cap) if cap else None
     doc = {"schema_version": 1, "kind": "sweep", "name": scn.name, "scenario_path": str(scenario_path),
            "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"), "mode": mode,
            "why_live": why_live, "axis": "users" if concurrency else "rate_rps", "axis_label": axis, "unit": unit,
@@ -164,18 +166,20 @@ def run_sweep(scenario_path: Path, out_dir: Path | None = None, resume: bool = F
            "interrupted": interrupted, "elapsed_s": round(progress.elapsed_s, 2), "at_capacity": at_cap,
            "headroom": headroom, "target": target_rps,
            "pass_rule": "every hard, measured lower-is-better SLA row (latency, errors, queue) PASS in every repeat",
-           "replicas": replicas_table(cap, target_rps, headroom) if cap else [],
+           "replicas": replicas_table(cap_rps, target_rps, headroom) if cap_rps else [],
+           "capacity_rps": cap_rps,
            "verdict_text": res.note or "no capacity found", "points": sorted(rows, key=lambda r: (r["x"], r["repeat"]))}
     from harness.decide.render import write_sweep_report
 
     html, js = write_sweep_report(out, doc)
-    replicas = math.ceil(target_rps / cap - 1e-9) if cap and target_rps else None
+    replicas = math.ceil(target_rps / cap_rps - 1e-9) if cap_rps and target_rps else None
     if cap:
         fails = f"fails at {res.fail_at:.4g}" if res.fail_at is not None else "no failing point measured"
         echo(f"capacity: {cap:.4g} {unit} per replica ({fails}){'' if res.converged else ' — ' + res.note}")
         if replicas:
             with_headroom = next(r["replicas_headroom"] for r in doc["replicas"] if r["target"])
-            echo(f"replicas for {target_rps:g} {unit}: {replicas} ({with_headroom} with {headroom:.0%} headroom)")
+            per = "" if not concurrency else f", {cap_rps:.3g} req/s per replica at {cap:g} users"
+            echo(f"replicas for {target_rps:g} req/s: {replicas} ({with_headroom} with {headroom:.0%} headroom{per})")
     else:
         echo(f"no capacity: {res.note}")
     echo(f"sweep report: {html} ({fmt_s(progress.elapsed_s)})")

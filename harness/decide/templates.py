@@ -108,7 +108,7 @@ took {{ d.elapsed_s | num }} s{% if d.interrupted %} · <b>interrupted: continue
 <table id="replicas"><tr><th>traffic (req/s)</th><th>replicas at capacity</th><th>with {{ (d.headroom * 100) | num }} % headroom</th></tr>
 {% for r in d.replicas %}<tr{% if r.target %} class="pass"{% endif %}><td class="n">{{ r.rps | num }}{% if r.target %} (target){% endif %}</td><td class="n">{{ r.replicas }}</td><td class="n">{{ r.replicas_headroom }}</td></tr>{% endfor %}
 </table>
-<p class="note">replicas = ceil(traffic ÷ capacity); the headroom column keeps each replica at {{ ((1 - d.headroom) * 100) | num }} % of capacity —
+<p class="note">replicas = ceil(traffic ÷ capacity{% if d.axis == "users" %}, taken as the {{ d.capacity_rps | num }} req/s the {{ d.capacity | num }}-user point completed{% endif %}); the headroom column keeps each replica at {{ ((1 - d.headroom) * 100) | num }} % of capacity —
 read the HPA minReplicas off the steady traffic and maxReplicas off the peak.</p>
 {% endif %}
 {% else %}

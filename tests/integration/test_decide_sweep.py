@@ -92,3 +92,15 @@ def test_live_sweep_of_a_target_reads_the_key_from_the_environment(tmp_path, mon
         "type": "external", "url": s.url, "api_key_env": "SLABENCH_SWEEP_TEST_KEY", "startup_timeout_s": 10.0}
     for f in res.out_dir.rglob("*"):
         assert not f.is_file() or key.encode() not in f.read_bytes(), f  # the key itself is never saved
+
+
+def test_a_user_count_capacity_sizes_replicas_by_its_request_rate(tmp_path):
+    data = json.loads(json.dumps(SCENARIO))
+    data["load"] = {"mode": "closed", "users": 16, "duration_s": 60, "warmup_s": 2}
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump(data))
+    res = run_sweep(p, tmp_path / "swc", precision=0.25, target_rps=50, concurrency=True, echo=lambda s: None)
+    rps = res.doc["capacity_rps"]
+    assert res.unit != "req/s" and rps and rps != res.capacity  # users, sized by the rate they drove
+    assert res.replicas == -(-50 // rps)
+    assert "completed" in (res.out_dir / "sweep.html").read_text()
