@@ -46,10 +46,28 @@ FRONTEND_OVERHEAD_S = 0.005
 # run states its KV-cache size next to the numbers used here.
 WORKSPACE_FIXED_BYTES = 1 << 30
 ACTIVATION_BYTES_PER_BATCHED_TOKEN_PER_INTERMEDIATE = 4  # ~2 live fp16 MLP tensors
-# Two all-reduces per layer with TP > 1: latency + ring volume over the interconnect. ~8 us is the
-# NCCL small-message latency on NVLink; with the per-layer time above it puts the TP2 70B decode
-# points (nim-l33-70b-fp8-tp2-h100-*-c1-itl) within a few percent.
-ALLREDUCE_LATENCY_S = 8e-6
+# Two all-reduces per layer with TP > 1: a latency each + the ring volume (fp16 activations, 2(tp-1)/tp
+# of them) at a fraction of the catalog's interconnect figure (NVLink 600/900 GB/s, PCIe 32 GB/s).
+# The fraction is fitted to the four 2,048-token first-token latencies of Llama-2-70B at TP4/TP8,
+# where the all-reduces are a third of the step: trtllm05-llama2-70b-fp8-tp4-h100-2048in-ttft (109 ms),
+# trtllm05-llama2-70b-fp16-tp4-a100-2048in-ttft (377), trtllm09-llama2-70b-fp8-tp8-h100-2048in-ttft
+# (85.1) and trtllm09-llama2-70b-fp16-tp8-a100-2048in-ttft (249): 0.25 puts them at -5/+6/-9/-4 %
+# (at the full NVLink figure they were -30/-5/-47/-24 %). 0.25 x 900 GB/s is about half of what NCCL's
+# bus-bandwidth test reaches on an HGX H100: the fraction also carries the rest of what TP costs in
+# these runs (narrower per-GPU GEMMs, the synchronisation at every all-reduce). PCIe parts get the same
+# fraction (8 GB/s) untested: the one TP-over-PCIe point (pricecompass-*) is confounded (see the docs).
+ALLREDUCE_BW_FRACTION = 0.25
+# The latency is fitted to the TP2 decode points at concurrency 1, whose steps carry 160 all-reduces
+# of one token: nim-l33-70b-fp8-tp2-h100-{5000,500}in-c1-itl at +1 / -2 % with 15 us (-5 / -8 % with the
+# 8 us of NCCL's bare small-message latency); vllmci-l3-70b-bf16-tp4-h200-b8-* checks it at TP4.
+ALLREDUCE_LATENCY_S = 15e-6
+# Points from vLLM before 0.8 (`server.engine_core: v0` in points.yaml; the sim itself always models
+# the current engine): the V0 engine core scheduled, prepared inputs and (before 0.6) processed outputs
+# on the CPU between GPU steps. Fitted to vllmci-l3-8b-bf16-h200-b8-32in-128out-e2e (vLLM 0.6.3,
+# 6.5 ms per step of 8 sequences on an H200, where the GPU needs ~5 ms); llmperf-l3-8b-bf16-a10g-c1-tpot
+# (vLLM 0.4.3) alone would give 2.0 ms. This is the "H200 decodes too fast at small batch" miss: the same
+# ~1.5 ms per step shows on slower GPUs too, where it is a smaller share of the step.
+V0_STEP_OVERHEAD_S = 0.0015
 KV_DTYPE_BYTES = 2  # fp16/bf16 KV cache (the default --kv-cache-dtype auto)
 BLOCK_SIZE_TOKENS = 16  # vLLM's default KV block size
 
@@ -109,6 +127,7 @@ class Deployment:
     gpu_memory_utilization: float = 0.92
     max_batched_tokens: int = 2048
     kv_dtype_bytes: int = KV_DTYPE_BYTES  # 1: fp8 KV cache (--kv-cache-dtype fp8)
+    host_step_s: float = 0.0  # extra CPU time per step of an older engine (see V0_STEP_OVERHEAD_S)
 
     # ---- memory ----
     @property
@@ -215,7 +234,9 @@ class Deployment:
         fixed = STEP_OVERHEAD_S + LAYER_OVERHEAD_S * m.layers
         comm_lat = 2 * m.layers * ALLREDUCE_LATENCY_S if tp > 1 else 0.0
         # ring all-reduce of fp16 activations, twice per layer: bytes per token over the link
-        comm_per_token = 2 * m.layers * m.hidden * 2 * 2 * (tp - 1) / tp / (g.interconnect_gbps * 1e9)
+        comm_per_token = (2 * m.layers * m.hidden * 2 * 2 * (tp - 1) / tp
+                          / (g.interconnect_gbps * 1e9 * ALLREDUCE_BW_FRACTION))
+        host = self.host_step_s
 
         def parts(n_dec: int, dec_sum: int, prefill: list[tuple[int, int]]) -> tuple[float, float, float]:
             if prefill:
@@ -230,7 +251,7 @@ class Deployment:
             memory_s = (weight + kv_read * kvb) / mem_rate
             compute_s = (block_flops * tokens + head_flops * seqs) / lin_rate + attn_flops * attn_ctx / attn_rate
             comm_s = comm_lat + comm_per_token * tokens if tp > 1 else 0.0
-            time_s = memory_s + compute_s + comm_s + fixed + PER_SEQ_OVERHEAD_S * seqs
+            time_s = memory_s + compute_s + comm_s + fixed + host + PER_SEQ_OVERHEAD_S * seqs
             return time_s, memory_s, compute_s
 
         return parts

@@ -91,6 +91,9 @@ class Server(_Model):
     max_model_len: int | None = Field(None, ge=16, le=MAX_TOKENS)
     # fp8: the KV cache stored in 8 bits (vLLM --kv-cache-dtype fp8; TensorRT-LLM's FP8 checkpoints)
     kv_cache_dtype: Literal["auto", "fp8"] = "auto"
+    # v0: vLLM before 0.8 (and its forks), whose V0 engine core schedules, prepares inputs and handles
+    # outputs on the CPU between GPU steps; the sim adds perfmodel.V0_STEP_OVERHEAD_S to every step
+    engine_core: Literal["current", "v0"] = "current"
 
 
 class Point(_Model):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from harness.config import ConfigError, Scenario, SimBackend
 from harness.config.scenario import LoadConfig, TokenDist, WorkloadConfig
+from harness.sim import perfmodel
 from harness.sim.catalog import SimConfigError
 
 from .points import Point, PointSet
@@ -105,13 +106,16 @@ def run_point(p: Point, catalog: str | None = None) -> Result:
 
 
 def _adjust(plan, p: Point):
-    """What the sim server has no flag for yet: an fp8 KV cache (half the bytes per token, so more
-    blocks fit and decode reads half as much) and an in-process client (no API-server time)."""
+    """What the sim server has no flag for: an fp8 KV cache (half the bytes per token, so more blocks
+    fit and decode reads half as much), an older engine core (its CPU time per step) and an in-process
+    client (no API-server time)."""
     if plan.dep is None:
         return plan
     if p.server.kv_cache_dtype == "fp8":
         plan.dep = dataclasses.replace(plan.dep, kv_dtype_bytes=1)
         plan.cfg.kv_blocks = plan.dep.kv_blocks
+    if p.server.engine_core == "v0":
+        plan.dep = dataclasses.replace(plan.dep, host_step_s=perfmodel.V0_STEP_OVERHEAD_S)
     if p.client == "in-process":
         plan.cfg.frontend_overhead_s = 0.0
     return plan

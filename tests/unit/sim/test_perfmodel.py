@@ -65,3 +65,28 @@ def test_tensor_parallel_splits_weights_and_adds_comm():
     assert four.weight_bytes_per_gpu == pytest.approx(one.weight_bytes / 4)
     t1, t4 = one.step_cost([512], []).time_s, four.step_cost([512], []).time_s
     assert t4 < t1 and t4 > one.step_cost([512], []).memory_s / 4  # all-reduce + overhead not free
+
+
+def test_host_step_time_adds_to_every_step_and_nothing_else():
+    d = dep()
+    slow = Deployment(d.gpu, d.model, d.quant, host_step_s=0.0015)
+    for ctx, prefill in (([300] * 8, []), ([], [(512, 512)]), ([100] * 64, [(256, 900)])):
+        a, b = d.step_cost(ctx, prefill), slow.step_cost(ctx, prefill)
+        assert b.time_s - a.time_s == pytest.approx(0.0015, abs=1e-12)
+        assert (b.memory_s, b.compute_s) == (a.memory_s, a.compute_s)
+
+
+def test_tp_all_reduce_costs_more_over_pcie_than_nvlink_and_grows_with_tokens():
+    """Same model and TP on two GPUs that differ only in interconnect: the PCIe one pays more for the
+    all-reduces, by a gap that grows with the tokens in the step (ring volume), and a TP1 step has none."""
+    import dataclasses
+
+    a100 = CAT.gpu("a100-80gb")
+    pcie = dataclasses.replace(a100, id="a100-pcie-test", interconnect_gbps=32)
+    nv = Deployment(a100, CAT.model("llama-3-70b"), CAT.quant("fp16"), tp=4)
+    pc = Deployment(pcie, CAT.model("llama-3-70b"), CAT.quant("fp16"), tp=4)
+    gaps = [pc.step_cost([], [(n, n)]).time_s - nv.step_cost([], [(n, n)]).time_s for n in (16, 256, 2048)]
+    assert 0 < gaps[0] < gaps[1] < gaps[2]
+    one = Deployment(a100, CAT.model("llama-3-8b"), CAT.quant("fp16"))
+    faster_link = Deployment(dataclasses.replace(a100, interconnect_gbps=10_000), one.model, one.quant)
+    assert one.step_cost([], [(2048, 2048)]).time_s == faster_link.step_cost([], [(2048, 2048)]).time_s

@@ -35,7 +35,7 @@ def test_shipped_set_is_large_and_independent_enough():
     assert len(ps.points) >= 20 and len(ps.sources) >= 6
     regimes = {p.regime for p in ps.points}
     assert regimes == {"decode-b1", "prefill", "mixed", "saturated"}
-    assert {p.tp for p in ps.points} >= {1, 2, 4}
+    assert {p.tp for p in ps.points} >= {1, 2, 4, 8}
     assert {p.precision for p in ps.points} >= {"fp16", "bf16", "fp8", "int8", "awq", "gptq"}
     # every catalog GPU but the L4 (no published run with its setup found yet: docs/sim-validation.md)
     assert {p.gpu for p in ps.points} == set(default_catalog().gpus) - {"l4"}
@@ -58,6 +58,7 @@ def test_baseline_names_only_shipped_points():
     (lambda t: t.replace("precision: bf16", "precision: nf4"), "unknown precision 'nf4'"),
     (lambda t: t + t[t.index("  - id"):], "appears twice"),
     (lambda t: t.replace("band_pct: 50", "band_pct: 0"), "band_pct"),
+    (lambda t: t.replace("regime: prefill", "regime: prefill\n    server: {engine_core: v2}"), "engine_core"),
     (lambda t: t.replace("gpu: a100-80gb", "gpu: a100-80gb\n    gpu_count: 3\n    tp: 2"), "multiple of tp"),
     (lambda t: "points: []\n", "points"),
     (lambda t: "- 1\n", "must be a mapping"),
@@ -86,3 +87,17 @@ def test_point_that_cannot_start_is_listed_with_the_reason(tmp_path, capsys):
         .replace("precision: bf16", "precision: fp16")
     assert main(["validate", "--points", str(write(tmp_path, text))]) == 0
     assert "cannot run: weights need" in capsys.readouterr().out
+
+
+def test_v0_engine_core_adds_its_cpu_time_to_every_step(tmp_path):
+    """A point from vLLM before 0.8 (server.engine_core: v0) pays perfmodel.V0_STEP_OVERHEAD_S per step:
+    at concurrency 1 the time per output token grows by exactly that much."""
+    from harness.sim import perfmodel
+    from harness.sim.validation import run_point
+
+    text = GOOD.replace("metric: ttft_ms", "metric: tpot_ms").replace("output_tokens: 4", "output_tokens: 32")
+    current = load_points(write(tmp_path, text)).points[0]
+    v0 = load_points(write(tmp_path, text.replace("regime: prefill", "regime: prefill\n    server: {engine_core: v0}"))
+                     ).points[0]
+    gap_ms = run_point(v0).simulated - run_point(current).simulated
+    assert gap_ms == pytest.approx(perfmodel.V0_STEP_OVERHEAD_S * 1000, rel=1e-6)
