@@ -116,11 +116,12 @@ _FIELD_NAMES: dict[type, frozenset[str]] = {}
 # Numbers scoring never reads (first_token_s, sent_unix_s, ...) are only checked to be numbers.
 MAX_ABS = 1e12
 NON_NEGATIVE = frozenset({"ttft_s", "e2e_s", "itl_s", "prompt_tokens", "output_tokens", "cap_wait_s",
-                          "requested_output_tokens", "requested_prompt_tokens", "server_prompt_s", "server_decode_s"})
+                          "requested_output_tokens", "requested_prompt_tokens", "server_prompt_s", "server_decode_s",
+                          "server_prompt_tokens", "server_cached_tokens"})
 SCORED_NUMBERS = frozenset({"sent_s", "end_s", "status", "scheduled_s", "ttft_s", "e2e_s", "itl_s",
                             "prompt_tokens", "output_tokens", "chunk_tokens", "cap_wait_s",
                             "requested_output_tokens", "requested_prompt_tokens", "server_prompt_s",
-                            "server_decode_s"})
+                            "server_decode_s", "server_prompt_tokens", "server_cached_tokens"})
 _KINDS = {f.name: str(f.type) for f in dataclasses.fields(RequestRecord)}
 _REQUIRED = tuple(f.name for f in dataclasses.fields(RequestRecord)
                   if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)

@@ -276,8 +276,10 @@ class _LLMUser(FastHttpUser):
                 dispatcher.run()
             except ConfigError as exc:  # a trace row past the checked head: the requests so far are kept
                 st.load_error = f"trace error: {exc}"
+            # The last requests spawned start (stamping sent_s, so they fall inside the load window, and
+            # are recorded even with no drain) before the load end is stamped.
+            gevent.sleep(0)
             st.load_stopped()
-            gevent.sleep(0)  # the last request spawned starts (and so is recorded) even with no drain
             pool.join(timeout=load.drain_timeout_s)
         finally:
             # Still in flight after the drain (or when Locust kills this user): each request's greenlet

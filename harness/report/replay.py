@@ -31,7 +31,8 @@ def replay_rows(rp: dict | None) -> list[tuple[str, str, str]]:
              f"share of the sent requests' {num(rp.get('blocks'))} blocks of {num(rp.get('block_tokens'))} tokens "
              "whose hash id came earlier" if rp.get("expected_reuse") is not None else "the trace carries no block hashes"),
             ("prefix-cache hit rate", _pct(rp.get("prefix_cache_hit_rate")),
-             "server counters over the scored window (tokens hit / tokens looked up)")]
+             f"{rp.get('prefix_cache_hit_rate_source') or 'server counters'} over the scored window "
+             "(prompt tokens found cached / tokens looked up)")]
     return rows
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from harness.records import RunResult
 from harness.scoring.cost import cost_metrics, price_lookup
-from harness.scoring.gauges import energy_j, gpu_gauges, prefix_cache_hit_rate, server_gauges
+from harness.scoring.gauges import energy_j, gpu_gauges, prefix_hit_rate, server_gauges
 from harness.scoring.metrics import (
     Window, cancelled_mask, distributions, in_window, latency_metrics, phase_of, scoring_window, split_records, table_concurrency,
     table_distributions, table_error_summary, table_goodput, table_rates,
@@ -129,7 +129,8 @@ def summarize(run: RunResult) -> dict:
     metrics = {**latency, "concurrency": table_concurrency(table, window), **gauges,
                "gpu_mem_used_gib": gpu["gpu_mem_used_gib"], "gpu_power_w": gpu["gpu_power_w"],
                "kv_usage_frac": server["kv_usage_frac"], "server_running": server["running"],
-               "prefix_cache_hit_rate": prefix_cache_hit_rate(list(run.server_samples or []), window),
+               # Server counters first, else the cached tokens the server reported per request (gauges.py).
+               "prefix_cache_hit_rate": prefix_hit_rate(list(run.server_samples or []), window, table, scored),
                # Against the server's own account: None unless the records carry one (overhead.py).
                "client_overhead": client_overhead(table, scored), "token_lengths": token_lengths(table, scored, meta)}
     ctx = {"metrics": latency, "gauges": gauges, "rates": r, "goodput": gp, "meta": meta}

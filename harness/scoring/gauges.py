@@ -3,7 +3,8 @@
 GPU readings taken in one sampler pass are grouped into one timestamp and averaged across GPUs
 (utilization) or summed (power, memory). Energy integrates power over the window (trapezoid), or
 uses the cumulative energy counter where the GPU has one. Server counters (prefix cache) are
-differenced over the window.
+differenced over the window; without them the prefix-cache hit rate comes from the cached-token
+figures the server gave per request (llama.cpp, vLLM with prompt token details).
 """
 
 from __future__ import annotations
@@ -11,14 +12,19 @@ from __future__ import annotations
 import math
 from typing import Iterable
 
+import numpy as np
+
 from harness.records import GpuSample, ServerSample
 from harness.scoring.metrics import Window
+from harness.scoring.table import RecordTable
 from harness.scoring.stats import describe
 
 NO_GPU_REASON = "no GPU samples: no NVML/GPU and backend gives no simulated telemetry"
 NO_SERVER_REASON = "no server metrics scraped"
 NO_PREFIX_COUNTERS = ("the server exposes no prefix cache counters (vLLM's vllm:prefix_cache_queries/hits; "
                       "TGI and llama.cpp have none)")
+SOURCE_COUNTERS = "server counters"
+SOURCE_REQUESTS = "per-request usage/timings"
 
 
 def _ok(v) -> bool:
@@ -165,4 +171,49 @@ def prefix_cache_hit_rate(samples: list[ServerSample], window: Window) -> dict:
         out["reason"] = "no prefix cache queries in the scored window (prefix caching off on the server?)"
     else:
         out["value"] = hits / queries
+    return out
+
+
+def request_prefix_hit_rate(table: RecordTable, scored: np.ndarray) -> dict:
+    """Cached / looked-up prompt tokens summed over the scored ok requests whose server said both, from
+    the per-request figures (the fallback when the server has no prefix-cache counters).
+
+    Looked-up tokens per request, by what the server reported:
+    - llama.cpp `timings` (server_prompt_tokens = prompt_n set): prompt_n counts only the tokens it had
+      to compute, so the prompt it looked up is prompt_n + cache_n (server_cached_tokens);
+    - OpenAI-style usage only (vLLM --enable-prompt-tokens-details): usage.prompt_tokens
+      (`prompt_tokens`) already includes prompt_tokens_details.cached_tokens, so it is the total.
+    A request with no cached figure, no total, or more cached than looked-up tokens (an inconsistent
+    report) is left out; `requests` counts the ones that were used.
+    """
+    cached = table.server_cached_tokens
+    computed = table.server_prompt_tokens
+    with np.errstate(invalid="ignore"):
+        looked_up = np.where(np.isfinite(computed), computed + cached, table.prompt_tokens)
+        use = scored & table.ok & np.isfinite(cached) & np.isfinite(looked_up) & (cached <= looked_up)
+    hits, queries = float(cached[use].sum()), float(looked_up[use].sum())
+    out = {"value": None, "queries_tokens": queries, "hits_tokens": hits, "reason": None,
+           "requests": int(use.sum())}
+    if not out["requests"]:
+        out.update(queries_tokens=None, hits_tokens=None,
+                   reason="no scored ok request carried the server's cached-token count")
+    elif queries <= 0:
+        out["reason"] = "the scored requests looked up no prompt tokens"
+    else:
+        out["value"] = hits / queries
+    return out
+
+
+def prefix_hit_rate(samples: list[ServerSample], window: Window, table: RecordTable, scored: np.ndarray) -> dict:
+    """metrics.prefix_cache_hit_rate: the server's counters over the window when they give a value
+    (source "server counters"), else the per-request figures (source "per-request usage/timings",
+    `requests` = how many carried them); when neither does, the counters' reason stays."""
+    out = prefix_cache_hit_rate(samples, window)
+    out["source"], out["requests"] = None, None
+    if out["value"] is not None:
+        out["source"] = SOURCE_COUNTERS
+        return out
+    per_request = request_prefix_hit_rate(table, scored)
+    if per_request["value"] is not None:
+        out.update(per_request, source=SOURCE_REQUESTS)
     return out

@@ -83,7 +83,8 @@ def _canonical_pattern() -> tuple[re.Pattern, dict[str, int]]:
 
 CANONICAL, GROUP = _canonical_pattern()
 NUMERIC = ("sent_s", "end_s", "status", "scheduled_s", "ttft_s", "e2e_s", "prompt_tokens", "output_tokens",
-           "requested_output_tokens", "cap_wait_s", "requested_prompt_tokens", "server_prompt_s", "server_decode_s")
+           "requested_output_tokens", "cap_wait_s", "requested_prompt_tokens", "server_prompt_s", "server_decode_s",
+           "server_prompt_tokens", "server_cached_tokens")
 _INT_LISTS = re.compile(rb"(?:\[(?:[0-9]+(?:,[0-9]+)*)?\])*")  # chunk_tokens texts, concatenated
 
 
@@ -121,7 +122,7 @@ def _row_problems(col: dict[str, np.ndarray], itl: np.ndarray, counts: np.ndarra
             mask[recs[pick]] = True
             out.append((why, mask))
     for k in ("prompt_tokens", "output_tokens", "requested_output_tokens", "cap_wait_s", "requested_prompt_tokens",
-              "server_prompt_s", "server_decode_s"):
+              "server_prompt_s", "server_decode_s", "server_prompt_tokens", "server_cached_tokens"):
         out += [rng(k), neg(k)]
     st = col["status"]
     out.append(("'status' is not an HTTP status", ~((st >= 0) & (st <= 999) & (st == np.floor(st)))))
@@ -159,7 +160,7 @@ def _canonical_table(rows: list[tuple]) -> tuple[RecordTable, list[tuple[int, st
         prompt_tokens=col["prompt_tokens"], output_tokens=col["output_tokens"],
         itl=itl, itl_count=counts, cap_wait_s=col["cap_wait_s"], err_index=errs,
         **{k: col[k] for k in ("requested_prompt_tokens", "requested_output_tokens", "server_prompt_s",
-                               "server_decode_s")},
+                               "server_decode_s", "server_prompt_tokens", "server_cached_tokens")},
         itl_all_finite=bool(np.isfinite(itl).all()),
         err_type=[None if rows[i][g_null] else json_str(rows[i][g_type]) for i in errs],
         err_msg=[None if rows[i][GROUP["error:null"]] else json_str(rows[i][GROUP["error"]]) for i in errs],
@@ -277,7 +278,7 @@ def iter_parts(path: Path | str, chunk_bytes: int = CHUNK_BYTES, skips=None) -> 
 
 _COLUMNS = ("sent_s", "end_s", "status", "ok", "scheduled_s", "ttft_s", "e2e_s", "prompt_tokens",
             "output_tokens", "itl_count", "cap_wait_s", "requested_prompt_tokens", "requested_output_tokens",
-            "server_prompt_s", "server_decode_s")
+            "server_prompt_s", "server_decode_s", "server_prompt_tokens", "server_cached_tokens")
 
 
 class TableBuilder:

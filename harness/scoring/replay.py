@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from harness.scoring.gauges import SOURCE_REQUESTS
 from harness.scoring.metrics import Window
 from harness.scoring.table import RecordTable
 
@@ -53,14 +54,23 @@ def replay_summary(meta: dict, table: RecordTable, window: Window, hit_rate: dic
                                   "lengths_raised_to_one", "rows_skipped")}
     out["expected_reuse"] = expected
     out["prefix_cache_hit_rate"] = hit
+    # Where the hit rate came from: "server counters" or "per-request usage/timings" (gauges.prefix_hit_rate).
+    source = (hit_rate or {}).get("source")
+    out["prefix_cache_hit_rate_source"] = source
     note = None
     if expected is None:
         note = "the trace carries no block hashes: the reuse it allows is unknown"
     elif hit is None:
-        note = (f"the trace allowed {expected:.0%} prefix reuse; the server exposed no prefix-cache counters "
-                f"({(hit_rate or {}).get('reason') or 'none scraped'}), so its hit rate is unknown")
+        note = (f"the trace allowed {expected:.0%} prefix reuse; the server's hit rate is unknown: "
+                f"{(hit_rate or {}).get('reason') or 'no server metrics scraped'}, and no scored request "
+                "reported its cached prompt tokens")
     else:
-        note = f"prefix-cache hit rate {hit:.0%} against the {expected:.0%} the trace allowed"
+        how = ""
+        if source == SOURCE_REQUESTS:
+            how = f" (from the cached prompt tokens {(hit_rate or {}).get('requests')} requests reported)"
+        elif source:
+            how = f" (from the {source})"
+        note = f"prefix-cache hit rate {hit:.0%}{how} against the {expected:.0%} the trace allowed"
     out["note"] = note
     out["arrival"] = arrival_series(table, window)
     return out

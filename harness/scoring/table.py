@@ -49,6 +49,8 @@ class RecordTable:
     requested_output_tokens: np.ndarray  # float64, NaN: not recorded
     server_prompt_s: np.ndarray  # float64, the server's prompt time (llama.cpp timings); NaN: it did not say
     server_decode_s: np.ndarray  # float64, the server's generation time after the prompt; NaN: it did not say
+    server_prompt_tokens: np.ndarray  # float64, prompt tokens the server computed (llama.cpp prompt_n); NaN: not said
+    server_cached_tokens: np.ndarray  # float64, prompt tokens it took from its prefix cache; NaN: not said
     err_index: np.ndarray  # int64, positions of the records with ok False
     err_type: list  # error_type of each of those (str | None)
     err_msg: list  # error of each (str | None)
@@ -145,6 +147,8 @@ def from_records(records: Iterable[RequestRecord]) -> RecordTable:
         requested_output_tokens=col(lambda r: _f(r.requested_output_tokens)),
         server_prompt_s=col(lambda r: num_or_nan(r.server_prompt_s)),
         server_decode_s=col(lambda r: num_or_nan(r.server_decode_s)),
+        server_prompt_tokens=col(lambda r: num_or_nan(r.server_prompt_tokens)),
+        server_cached_tokens=col(lambda r: num_or_nan(r.server_cached_tokens)),
         err_index=np.asarray(bad, dtype=np.int64), err_type=[recs[i].error_type for i in bad],
         err_msg=[recs[i].error for i in bad], err_id=[recs[i].request_id for i in bad],
         itl_all_finite=bool(np.isfinite(itl).all()))
@@ -163,6 +167,7 @@ def select(t: RecordTable, keep: np.ndarray) -> RecordTable:
         itl_count=t.itl_count[keep], cap_wait_s=t.cap_wait_s[keep],
         requested_prompt_tokens=t.requested_prompt_tokens[keep], requested_output_tokens=t.requested_output_tokens[keep],
         server_prompt_s=t.server_prompt_s[keep], server_decode_s=t.server_decode_s[keep],
+        server_prompt_tokens=t.server_prompt_tokens[keep], server_cached_tokens=t.server_cached_tokens[keep],
         err_index=new_pos[t.err_index[bad_kept]].astype(np.int64),
         err_type=pick(t.err_type), err_msg=pick(t.err_msg), err_id=pick(t.err_id),
         itl_all_finite=bool(np.isfinite(itl).all()))

@@ -218,6 +218,41 @@ def test_real_llama_server_run_interrupted_leaves_no_server_and_is_scored(tmp_pa
             os.kill(pid, signal.SIGKILL)
 
 
+@real_engine
+def test_real_llama_server_replayed_sessions_hit_the_cache_as_the_trace_allows(tmp_path):
+    # 4 sessions x 3 turns, each turn its session's last prompt plus 2 blocks of 16 tokens: half the blocks
+    # sent were sent before. llama.cpp has no prefix-cache counters; the hit rate comes from each request's
+    # timings (cache_n of prompt_n + cache_n), and must match the reuse the trace allowed.
+    trace = tmp_path / "t.jsonl"
+    trace.write_text("".join(json.dumps({"timestamp": 500 * (4 * turn + s), "input_length": 32 * (turn + 1),
+                                         "output_length": 8, "hash_ids": [1000 * s + b for b in range(2 * turn + 2)]})
+                             + "\n" for turn in range(3) for s in range(4)))
+    scn = tmp_path / "replay.yaml"
+    scn.write_text(f"""
+name: llamacpp-replay
+backend:
+{REAL}  parallel: 4
+  ctx_size: 2048
+load: {{mode: replay, api: openai-completions, duration_s: 30}}
+workload:
+  seed: 1
+  calibrate_prompt_tokens: off
+  trace: {{path: {trace}, format: mooncake, block_tokens: 16, time_scale: 0.5}}
+sla: guide
+""")
+    run = tmp_path / "run"
+    res = slabench("run", str(scn), "--out", str(run))
+    assert res.returncode in (0, 1), res.stderr[-2000:]
+    summary = json.loads((run / "summary.json").read_text())
+    hr, rp = summary["metrics"]["prefix_cache_hit_rate"], summary["replay"]
+    # The last request may leave a hair after load_end_s and count as cool-down: 11 or 12 scored.
+    scored = summary["counts"]["scored_ok"]
+    assert rp["expected_reuse"] == pytest.approx(0.5) and summary["counts"]["ok"] == 12 and scored >= 11
+    assert hr["source"] == "per-request usage/timings" and hr["requests"] == scored, hr
+    assert abs(hr["value"] - rp["expected_reuse"]) <= 0.05, (hr, rp)
+    assert rp["prefix_cache_hit_rate"] == hr["value"] and f"{scored} requests reported" in rp["note"]
+
+
 # ---------------------------------------------------------------- the same pipeline on the fake
 
 def fake_backend(tmp_path, parallel=2) -> str:

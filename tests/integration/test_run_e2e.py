@@ -203,7 +203,7 @@ def test_prometheus_port_serves_live_metrics_during_the_run(tmp_path):
 
 def test_backend_crash_mid_run_still_reports(tmp_path):
     scn = write_scenario(tmp_path, seed=858585, duration_s=20,
-                         extra_backend="  extra_args: ['--fault-crash-after-s', '3']")
+                         extra_backend="  extra_args: ['--fault-crash-after-s', '8']")  # after the load began, on a busy CI
     out = tmp_path / "r"
     t0 = time.monotonic()
     res = slabench("run", str(scn), "--out", str(out), timeout=90)

@@ -46,7 +46,7 @@ def test_replay_summary_sets_hit_rate_beside_expected_reuse():
 
 def test_no_counters_and_no_hashes_say_so():
     out = replay_summary(META, table([0.0]), WINDOW, {"value": None, "reason": "the server exposes no counters"})
-    assert "exposed no prefix-cache counters" in out["note"] and "exposes no counters" in out["note"]
+    assert "hit rate is unknown" in out["note"] and "exposes no counters" in out["note"]
     meta = {"replay": {**META["replay"], "expected_reuse": None}}
     assert "no block hashes" in replay_summary(meta, table([0.0]), WINDOW, None)["note"]
 

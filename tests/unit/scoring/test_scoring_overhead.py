@@ -19,7 +19,8 @@ from harness.scoring.overhead import DECODE_OVERHEAD_P99_S, client_overhead
 from harness.scoring.table import from_records
 from tests.fuzzing.run_folders import request_lines
 
-NEW = ("requested_prompt_tokens", "requested_output_tokens", "server_prompt_s", "server_decode_s")
+NEW = ("requested_prompt_tokens", "requested_output_tokens", "server_prompt_s", "server_decode_s",
+       "server_prompt_tokens", "server_cached_tokens")
 
 
 def timed(make_rec, i, server_prompt_s=0.08, decode_extra_s=0.001, ttft_s=0.1, **kw):
