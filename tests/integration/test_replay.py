@@ -87,30 +87,34 @@ def check_replayed(run_dir: Path, scale: float = 0.5) -> dict:
     return summary
 
 
-def test_every_format_replays_on_a_launched_sim(tmp_path):
-    for i, fmt in enumerate(("mooncake", "azure-csv", "burstgpt-csv")):
-        trace = write_trace(tmp_path, fmt)
-        out = tmp_path / f"run-{fmt}"
-        res = slabench("run", str(scenario(tmp_path, trace, fmt, 9100 + i)), "--out", str(out))
-        assert res.returncode in (0, 1), res.stdout + res.stderr
-        summary = check_replayed(out)
-        rp = summary["replay"]
-        assert rp["format"] == fmt
-        if fmt == "mooncake":
-            # 24 requests x 2 ids, id 7 repeated 23 times: 23/48 of the blocks were seen before.
-            assert rp["expected_reuse"] == pytest.approx(23 / 48)
-            assert rp["block_tokens"] == 16
-        else:
-            assert rp["expected_reuse"] is None and "no block hashes" in rp["note"]
-        assert summary["metrics"]["prefix_cache_hit_rate"]["queries_tokens"] > 0
+def test_every_format_replays_against_a_target(tmp_path):
+    # One in-process sim given as --target (a launched sim per format would only repeat the launch, which
+    # the slabench test below covers); the sim's prefix cache is on, as vLLM's is by default.
+    with running_server(ServeOptions(flavor="vllm", fixed_ttft_ms=5.0, fixed_itl_ms=1.0)) as s:
+        for i, fmt in enumerate(("mooncake", "azure-csv", "burstgpt-csv")):
+            trace = write_trace(tmp_path, fmt)
+            out = tmp_path / f"run-{fmt}"
+            res = slabench("run", str(scenario(tmp_path, trace, fmt, 9100 + i)), "--target", s.url, "--out", str(out))
+            assert res.returncode in (0, 1), res.stdout + res.stderr
+            summary = check_replayed(out)
+            rp = summary["replay"]
+            assert rp["format"] == fmt
+            if fmt == "mooncake":
+                # 24 requests x 2 ids, id 7 repeated 23 times: 23/48 of the blocks were seen before.
+                assert rp["expected_reuse"] == pytest.approx(23 / 48)
+                assert rp["block_tokens"] == 16
+            else:
+                assert rp["expected_reuse"] is None and "no block hashes" in rp["note"]
 
 
 def test_a_slabench_run_replays_against_a_target(tmp_path):
-    # First a run to replay: the mooncake trace on a launched sim; then its requests.jsonl replayed
-    # (format slabench) against a sim given as --target.
+    # First a run to replay: the mooncake trace on a launched sim (its prefix cache hit what the trace
+    # shares); then its requests.jsonl replayed (format slabench) against a sim given as --target.
     trace = write_trace(tmp_path, "mooncake")
     first = tmp_path / "first"
     assert slabench("run", str(scenario(tmp_path, trace, "mooncake", 9200)), "--out", str(first)).returncode in (0, 1)
+    launched = check_replayed(first)
+    assert launched["metrics"]["prefix_cache_hit_rate"]["queries_tokens"] > 0
     src = tmp_path / "src.jsonl"
     src.write_bytes((first / "requests.jsonl").read_bytes())
     (tmp_path / "scenario.yaml").write_bytes((first / "scenario.yaml").read_bytes())  # its timeout for re-sorting
