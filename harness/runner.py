@@ -19,7 +19,7 @@ from typing import Callable
 
 import harness
 from harness.backends import BackendError, make_backend
-from harness.config import (ConfigError, CostConfig, ExternalBackend, LoadConfig, Scenario, SimBackend, load_scenario,
+from harness.config import (OPEN_LOOP_MODES, ConfigError, CostConfig, ExternalBackend, LoadConfig, Scenario, SimBackend, load_scenario,
                             resolve_scenario, scenario_to_yaml)
 from harness.config.errors import validation_message
 from harness.load.arrivals import rate_profile
@@ -202,6 +202,9 @@ def execute(scenario_path: Path, out: Path | None = None, sla: str | None = None
         from harness.scoring.regression import load_baseline
 
         load_baseline(baseline)  # a bad --baseline fails now, in one line, not after the run
+    if expect_workers and scn.load.mode in OPEN_LOOP_MODES:
+        raise ConfigError(f"--expect-workers: load.mode {scn.load.mode} is sent by one dispatcher process (thousands "
+                          "of req/s from one core); workers scale out closed-loop users: drop --expect-workers")
     dist = Distribution(processes=scn.load.processes, expect_workers=expect_workers,
                         master_bind_port=master_bind_port, master_bind_host=master_bind_host)
     if out:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 import harness
-from harness.config import ConfigError, ExternalBackend, load_scenario, resolve_scenario, scenario_to_yaml
+from harness.config import OPEN_LOOP_MODES, ConfigError, ExternalBackend, load_scenario, resolve_scenario, scenario_to_yaml
 from harness.config.errors import clip, read_text_file
 from harness.deploy.manifests import dump, labels, meta, secret_ref
 
@@ -85,6 +85,9 @@ def run_k8s_load(scenario: Path, workers: int, target: str | None = None, image:
     scenario = Path(scenario)
     checked = prepare(scenario, None, target)  # the scenario and --target exactly as `slabench run` reads them
     backend = checked.backend
+    if checked.load.mode in OPEN_LOOP_MODES:
+        raise ConfigError(f"{scenario} is load.mode: {checked.load.mode}, sent by one dispatcher process: worker pods "
+                          "scale out closed-loop users; run it with `slabench run --target URL` from one pod or machine")
     if not isinstance(backend, ExternalBackend):
         raise ConfigError(f"{scenario} launches its own {backend.type} server, which worker pods cannot reach: "
                           "give --target URL (e.g. the Service `slabench k8s` wrote: http://NAME.NAMESPACE.svc:8000)")

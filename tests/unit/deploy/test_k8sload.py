@@ -98,3 +98,18 @@ def test_bad_inputs(scenario_file, tmp_path, capsys):
     assert "--api-key-secret" in error(capsys, str(ext), "--workers", "2")
     assert "--image" in error(capsys, str(scenario_file), "--workers", "2", "--target", TARGET, "--image", "a b")
     assert "missing.yaml" in error(capsys, str(tmp_path / "missing.yaml"), "--workers", "2")
+
+
+def test_an_open_loop_or_replay_scenario_is_refused_in_one_line(tmp_path, capsys):
+    # One dispatcher process sends an open-loop or replayed schedule: workers would each send it again.
+    (tmp_path / "t.jsonl").write_text('{"timestamp": 0, "input_length": 10, "output_length": 2}\n')
+    for mode, extra in (("open", "rate_rps: 5"), ("replay", "")):
+        p = tmp_path / f"{mode}.yaml"
+        trace = "workload: {trace: {path: t.jsonl, format: mooncake}}" if mode == "replay" else ""
+        p.write_text(f"name: x\nbackend: {{type: sim}}\nload: {{mode: {mode}{', ' + extra if extra else ''}}}\n{trace}\n")
+        assert main(["k8s-load", str(p), "--workers", "2", "--target", TARGET, "--out", str(tmp_path / mode)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"load.mode: {mode}" in err[0] and "one dispatcher" in err[0]
+        assert main(["run", str(p), "--expect-workers", "2"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--expect-workers" in err[0] and mode in err[0]
