@@ -3,6 +3,7 @@ against the Kubernetes schemas; the commands in them parse with the real CLI and
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
 from harness.cli import _parser, main
@@ -10,8 +11,18 @@ from harness.config import parse_scenario
 from harness.deploy.k8sload import FILES, run_k8s_load
 
 from tests.unit.deploy.checks import load_validated, slabench_commands
+from tests.unit.deploy.conftest import SCENARIO
 
 TARGET = "http://llm-tiny.llm.svc:8000"
+
+
+@pytest.fixture
+def scenario_file(tmp_path):
+    """The tiny scenario as a closed loop: workers scale out users (an open-loop schedule is refused)."""
+    p = tmp_path / "tiny.yaml"
+    p.write_text(SCENARIO.replace("mode: open, arrival: poisson, rate_rps: 4", "mode: closed, users: 4"),
+                 encoding="utf-8")
+    return p
 
 
 def manifests(out) -> dict:
