@@ -57,10 +57,14 @@ def replay_figure(rp: dict | None):
     width = float(arr.get("bin_s") or 1.0)
     fig = page_figure(2.4)
     ax = fig.subplots(1, 1)
-    ax.step(t + width, arr.get("recorded_rps") or [], where="pre", color=COLORS["alt"], lw=1.4,
-            label="recorded (trace x time_scale)")
-    ax.step(t + width, arr.get("achieved_rps") or [], where="pre", color=COLORS["line"], lw=1.0, ls="--",
-            label="achieved (sent)")
+    edges = np.append(t, t[-1] + width)  # each bin drawn over its whole width, the first one included
+
+    def bins(key: str) -> np.ndarray:
+        y = np.asarray(arr.get(key) or [0.0] * t.size, dtype=float)
+        return np.append(y, y[-1])
+
+    ax.step(edges, bins("recorded_rps"), where="post", color=COLORS["alt"], lw=1.4, label="recorded (trace x time_scale)")
+    ax.step(edges, bins("achieved_rps"), where="post", color=COLORS["line"], lw=1.0, ls="--", label="achieved (sent)")
     top = max(max(arr.get("recorded_rps") or [0]), max(arr.get("achieved_rps") or [0]), 1e-9)
     ax.set_ylim(0, top * 1.15)
     ax.set_xlim(0, float(t[-1]) + width)
