@@ -118,26 +118,18 @@ def prepare(scenario_path: Path, sla: str | None, target: str | None, processes:
         scn = scn.model_copy(update={"backend": backend})
     scn = _with_cost(scn, gpu, gpu_count)
     _check_sim_ids(scn, scenario_path)
-    ds = scn.workload.dataset
-    if ds is not None and not Path(ds.path).is_absolute():
-        # A dataset path is relative to the scenario file, so the saved copy still finds it.
-        resolved = (Path(scenario_path).parent / ds.path).resolve()
-        workload = scn.workload.model_copy(update={"dataset": ds.model_copy(update={"path": str(resolved)})})
-        scn = scn.model_copy(update={"workload": workload})
-    if ds is not None:
+    # The SLA inlined, and dataset and trace paths made absolute (relative to the scenario file, so the
+    # saved copy still finds them); a bad dataset or trace then fails here, in one line, before anything starts.
+    scn = resolve_scenario(scn, sla_override=sla, base_dir=Path(scenario_path).parent)
+    if scn.workload.dataset is not None:
         from harness.load.workload import load_dataset
 
-        load_dataset(scn.workload.dataset)  # a bad dataset fails here, in one line, before anything starts
-    tr = scn.workload.trace
-    if tr is not None:
+        load_dataset(scn.workload.dataset)
+    if scn.workload.trace is not None:
         from harness.load.trace import check_trace
 
-        if not Path(tr.path).is_absolute():  # relative to the scenario file, like a dataset
-            resolved = (Path(scenario_path).parent / tr.path).resolve()
-            workload = scn.workload.model_copy(update={"trace": tr.model_copy(update={"path": str(resolved)})})
-            scn = scn.model_copy(update={"workload": workload})
-        check_trace(scn.workload.trace, scn.workload.seed)  # a bad or empty trace fails here, in one line
-    return resolve_scenario(scn, sla_override=sla, base_dir=Path(scenario_path).parent)
+        check_trace(scn.workload.trace, scn.workload.seed)
+    return scn
 
 
 def load_meta(scn: Scenario) -> dict:
