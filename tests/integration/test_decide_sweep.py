@@ -97,9 +97,10 @@ def test_live_sweep_of_a_target_reads_the_key_from_the_environment(tmp_path, mon
 def test_a_user_count_capacity_sizes_replicas_by_its_request_rate(tmp_path):
     data = json.loads(json.dumps(SCENARIO))
     data["load"] = {"mode": "closed", "users": 16, "duration_s": 60, "warmup_s": 2}
+    data["backend"] = {**data["backend"], "gpu": "a10g"}  # a small capacity: few, cheap points
     p = tmp_path / "c.yaml"
     p.write_text(yaml.safe_dump(data))
-    res = run_sweep(p, tmp_path / "swc", precision=0.25, target_rps=50, concurrency=True, echo=lambda s: None)
+    res = run_sweep(p, tmp_path / "swc", precision=0.5, target_rps=50, concurrency=True, echo=lambda s: None)
     rps = res.doc["capacity_rps"]
     assert res.unit != "req/s" and rps and rps != res.capacity  # users, sized by the rate they drove
     assert res.replicas == -(-50 // rps)
