@@ -23,7 +23,7 @@ from harness.records import (GPU_FILE, META_FILE, REQUESTS_FILE, SCENARIO_FILE, 
                              RequestRecord, ServerSample, write_csv)
 from harness.sim.catalog import SimConfigError
 from harness.sim.perfmodel import BLOCK_SIZE_TOKENS
-from harness.sim.prefixcache import ROOT_HASH, shared_prefix_hashes, synthetic_block_hashes
+from harness.sim.prefixcache import shared_prefix_hashes, synthetic_block_hashes, trace_block_hashes
 from harness.sim.scheduler import Scheduler, SimRequest
 from harness.sim.telemetry import BusyTracker, gpu_snapshot
 from harness.telemetry.simgpu import parse_sim_gpu
@@ -295,25 +295,6 @@ def simulate_load(scn: Scenario, plan: SimPlan) -> OfflineLoad:
         out.replay = feed.meta(wl.trace)
         out.load_end_s = max((r.due_s for r in reqs), default=0.0)
     return out
-
-
-def trace_block_hashes(hash_ids: tuple[int, ...] | None, block_tokens: int | None, input_tokens: int,
-                       row: int) -> tuple[int, ...]:
-    """The sim's 16-token block hashes of a replayed prompt: a block inside the trace's hash-id blocks is
-    named by those ids and its offset (so equal leading ids give equal chains, as the prompts synthesized
-    for a live replay do); the rest of the prompt is the row's own."""
-    out, h, bs = [], ROOT_HASH, BLOCK_SIZE_TOKENS
-    ids, bt = hash_ids or (), block_tokens or 0
-    covered = len(ids) * bt
-    for j in range(input_tokens // bs):
-        a, b = j * bs, (j + 1) * bs
-        if b <= covered:
-            content = (3, *ids[a // bt:(b - 1) // bt + 1], a % bt)
-        else:
-            content = (4, row, j)
-        h = hash((h, content))
-        out.append(h)
-    return tuple(out)
 
 
 def _telemetry(plan: SimPlan, steps: list, end_s: float) -> tuple[list[GpuSample], list[ServerSample]]:

@@ -63,6 +63,25 @@ def synthetic_block_hashes(n_blocks: int, shared: tuple[int, ...], salt: int) ->
     return tuple(out)
 
 
+def trace_block_hashes(hash_ids: tuple[int, ...] | None, block_tokens: int | None, input_tokens: int,
+                       row: int) -> tuple[int, ...]:
+    """The sim's 16-token block hashes of a replayed prompt: a block inside the trace's hash-id blocks is
+    named by those ids and its offset (so equal leading ids give equal chains, as the prompts synthesized
+    for a live replay do); the rest of the prompt is the row's own."""
+    out, h, bs = [], ROOT_HASH, BLOCK_SIZE_TOKENS
+    ids, bt = hash_ids or (), block_tokens or 0
+    covered = len(ids) * bt
+    for j in range(input_tokens // bs):
+        a, b = j * bs, (j + 1) * bs
+        if b <= covered:
+            content = (3, *ids[a // bt:(b - 1) // bt + 1], a % bt)
+        else:
+            content = (4, row, j)
+        h = hash((h, content))
+        out.append(h)
+    return tuple(out)
+
+
 def shared_prefix_hashes(n_blocks: int, seed: int) -> tuple[int, ...]:
     out, h = [], ROOT_HASH
     for i in range(n_blocks):

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.config import Scenario
-from harness.decide.offline import sim_plan, simulate_load, trace_block_hashes
+from harness.decide.offline import sim_plan, simulate_load
+from harness.sim.prefixcache import trace_block_hashes
 
 
 @settings(max_examples=80, deadline=None)
